@@ -1,0 +1,1 @@
+"""The roadpulse agent: polls field devices on a gateway and publishes readings over MQTT."""

@@ -1,0 +1,134 @@
+"""The agent's config file: one gateway, its MQTT link, its queue, and its devices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from roadpulse.configfile import Strict, load_model
+from roadpulse.wire.topics import DEFAULT_PREFIX, GATEWAY_ID_PATTERN
+
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class Tls(Strict):
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False
+
+
+class MqttConfig(Strict):
+    url: Annotated[str, Field(pattern=r"^mqtts?://[^/:]+(:\d+)?/?$")] = "mqtt://127.0.0.1:1883"
+    client_id: str | None = None
+    username: str | None = None
+    # Secrets are read from a file or an environment variable, never written in the config.
+    password_file: Path | None = None
+    password_env: str | None = None
+    tls: Tls | None = None
+    topic_prefix: str = DEFAULT_PREFIX
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+
+
+class AgentSection(Strict):
+    gateway_id: Annotated[str, Field(pattern=GATEWAY_ID_PATTERN)]
+    data_dir: Path = Path("/var/lib/roadpulse/agent")
+    # Extra folders searched for profiles before the shipped config/profiles/.
+    profile_dirs: list[Path] = []
+
+
+class PublishConfig(Strict):
+    max_readings: Annotated[int, Field(ge=1, le=10_000)] = 200
+    max_bytes: Annotated[int, Field(ge=256, le=256 * 1024)] = 16 * 1024
+    max_age_s: Seconds = 1.0
+    # Backlog replay after an outage is rate limited so live data keeps its share of the link.
+    replay_messages_per_s: Seconds = 20.0
+
+
+class QueueConfig(Strict):
+    max_bytes: Annotated[int, Field(ge=64 * 1024)] = 64 * 1024 * 1024
+    # Readings are grouped into one fsync per interval: few writes on the SD card.
+    commit_interval_s: Seconds = 1.0
+
+
+class TcpLink(Strict):
+    transport: Literal["tcp", "rtu-over-tcp"] = "tcp"
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)] = 502
+
+
+class SerialLink(Strict):
+    port: str
+    baudrate: Annotated[int, Field(ge=300, le=4_000_000)] = 9600
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+
+
+class Bus(Strict):
+    """An RS-485 line shared by several Modbus RTU slaves: one request at a time."""
+
+    id: Id
+    serial: SerialLink
+    pause_ms: Annotated[int, Field(ge=0, le=10_000)] = 10
+    timeout_s: Seconds = 0.5
+    retries: Annotated[int, Field(ge=0, le=5)] = 1
+
+
+class Device(Strict):
+    id: Id
+    profile: str
+    interval_s: Seconds = 10.0
+    # Align polls to wall-clock multiples of the interval (detectors report on :00 and :30).
+    align: bool = False
+    jitter_s: Annotated[float, Field(ge=0)] = 0.0
+    tags: dict[str, str] = {}
+    # Modbus: either a TCP link or a bus id; the unit id on that link.
+    tcp: TcpLink | None = None
+    bus: Id | None = None
+    unit: Annotated[int, Field(ge=0, le=247)] = 1
+    timeout_s: Seconds = 1.0
+    retries: Annotated[int, Field(ge=0, le=5)] = 1
+    # Serial ASCII: the port of its own.
+    serial: SerialLink | None = None
+
+    @model_validator(mode="after")
+    def _one_link(self) -> Device:
+        links = [x for x in (self.tcp, self.bus, self.serial) if x is not None]
+        if len(links) != 1:
+            raise ValueError("give exactly one of 'tcp', 'bus' or 'serial'")
+        return self
+
+
+class AgentConfig(Strict):
+    agent: AgentSection
+    mqtt: MqttConfig = MqttConfig()
+    publish: PublishConfig = PublishConfig()
+    queue: QueueConfig = QueueConfig()
+    buses: list[Bus] = []
+    devices: Annotated[list[Device], Field(min_length=1)]
+
+    @field_validator("devices")
+    @classmethod
+    def _unique_ids(cls, devices: list[Device]) -> list[Device]:
+        seen: set[str] = set()
+        for device in devices:
+            if device.id in seen:
+                raise ValueError(f"device id {device.id!r} is used twice")
+            seen.add(device.id)
+        return devices
+
+    @model_validator(mode="after")
+    def _buses_exist(self, info: ValidationInfo) -> AgentConfig:
+        known = {b.id for b in self.buses}
+        for device in self.devices:
+            if device.bus is not None and device.bus not in known:
+                raise ValueError(f"device {device.id!r} names bus {device.bus!r}, which is not in [[buses]]")
+        return self
+
+
+def load_agent_config(path: Path | str) -> AgentConfig:
+    return load_model(path, AgentConfig)
