@@ -1,0 +1,5 @@
+import sys
+
+from roadpulse.cli import main
+
+sys.exit(main())

@@ -1,0 +1,57 @@
+"""`roadpulse config check`: the same loading and validation that start-up runs, opening no port."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from roadpulse.configfile import ConfigError, read_toml
+
+
+def guess_kind(data: dict[str, object]) -> str:
+    if "driver" in data:
+        return "profile"
+    if "agent" in data:
+        return "agent"
+    if "collector" in data:
+        return "collector"
+    return "scenario"
+
+
+def check(path: Path, kind: str = "auto") -> str:
+    """Validate one file; return a one-line summary, raise ConfigError with every problem."""
+    data = read_toml(path)
+    if kind == "auto":
+        kind = guess_kind(data)
+    if kind == "agent":
+        from agent.catalog import build_catalog
+        from agent.config import load_agent_config
+
+        agent_config = load_agent_config(path)
+        catalog = build_catalog(agent_config, path)
+        return (f"agent config OK: gateway {agent_config.agent.gateway_id}, "
+                f"{len(catalog.devices)} devices, {len(catalog.metrics)} metrics, config hash {catalog.config_hash}")
+    if kind == "collector":
+        from collector.config import load_collector_config
+
+        collector_config = load_collector_config(path)
+        return f"collector config OK: client id {collector_config.collector.client_id}"
+    if kind == "profile":
+        from agent.profiles import load_model_from
+
+        profile = load_model_from(path, data).profile
+        return f"profile OK: {profile.name} ({profile.driver})"
+    if kind == "scenario":
+        from firmware_sim.runner import load_scenario
+
+        load_scenario(path)
+        return "scenario OK"
+    raise ConfigError(path, [("(kind)", f"unknown kind {kind!r}")])
+
+
+def check_file(path: Path, kind: str = "auto") -> int:
+    try:
+        print(check(path, kind))
+    except ConfigError as exc:
+        print(exc)
+        return 1
+    return 0

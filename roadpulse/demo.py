@@ -1,0 +1,283 @@
+"""`roadpulse demo`: the whole pipeline on loopback, with live progress and an honest summary.
+
+The stored count is read back from InfluxDB, never taken from in-process counters,
+so the summary shows what an operator would find in the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from roadpulse.services import Influxd, Mosquitto, count_readings, influx_query
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "config" / "scenarios"
+GATEWAY = "demo-gw-1"
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                        help="stop after this many seconds (default: run until Ctrl-C)")
+    parser.add_argument("--scenario", default=str(SCENARIOS / "demo.toml"), metavar="FILE",
+                        help="simulator scenario (default: config/scenarios/demo.toml)")
+    parser.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
+                        help="poll interval of every device (default 1 s, so progress is visible)")
+    parser.add_argument("--mqtt-url", default=None, metavar="mqtt://HOST:PORT",
+                        help="use this broker instead of starting a private mosquitto")
+    parser.add_argument("--influx-url", default=None, metavar="http://HOST:PORT",
+                        help="use this InfluxDB instead of starting a private influxd")
+    parser.add_argument("--influx-db", default="roadpulse", help="v1 database (default roadpulse)")
+    parser.add_argument("--influx-org", default=None, help="v2 API: organisation")
+    parser.add_argument("--influx-bucket", default=None, help="v2 API: bucket")
+    parser.add_argument("--influx-token-file", default=None, metavar="FILE", help="v2 API: file holding the token")
+    parser.add_argument("--summary-json", default=None, metavar="FILE",
+                        help="write the summary as JSON (keys include sent and stored)")
+    parser.add_argument("--drain-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="how long to wait for the pipeline to drain at the end (default 30)")
+    parser.add_argument("--work-dir", default=None, metavar="DIR",
+                        help="keep configs, queue, spool and service data here (default: a temp dir, removed)")
+
+
+@dataclass
+class Summary:
+    sent: int
+    stored: int
+    missing: int
+    duration_s: float
+    readings_per_s: float
+    devices: int
+    mqtt_url: str
+    influx_url: str
+    influx_db: str
+    stored_source: str = "InfluxDB query: SELECT count(*) FROM /.*/ (roadpulse_* excluded)"
+
+
+@dataclass(frozen=True)
+class InfluxTarget:
+    url: str
+    api: str
+    database: str
+    org: str | None = None
+    bucket: str | None = None
+    token_file: str | None = None
+
+    def count(self) -> int:
+        if self.api == "v1":
+            return count_readings(self.url, self.database)
+        return _count_v2(self)
+
+
+def _count_v2(target: InfluxTarget) -> int:
+    # InfluxDB 2.x and 1.8+ answer InfluxQL on /query for a bucket mapped to a database (DBRP).
+    import urllib.request
+
+    token = Path(target.token_file).read_text().strip() if target.token_file else ""
+    params = urllib.parse.urlencode({"db": target.bucket or target.database, "q": "SELECT count(*) FROM /.*/"})
+    req = urllib.request.Request(f"{target.url}/query?{params}", headers={"Authorization": f"Token {token}"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        body = json.loads(resp.read())
+    total = 0
+    for result in body.get("results", []):
+        for series in result.get("series", []) or []:
+            if series["name"].startswith("roadpulse_"):
+                continue
+            for column, value in zip(series["columns"], series["values"][0], strict=True):
+                if column.startswith("count_") and not column.endswith("_q") and value:
+                    total += int(value)
+    return total
+
+
+def _agent_toml(work: Path, endpoints: list[Any], mqtt_url: str, interval: float) -> str:
+    lines = [
+        "[agent]", f'gateway_id = "{GATEWAY}"', f'data_dir = "{work / "agent"}"', "",
+        "[mqtt]", f'url = "{mqtt_url}"', "",
+        "[publish]", "max_age_s = 0.5", "",
+    ]
+    for ep in endpoints:
+        lines += ["[[devices]]", f'id = "{ep.device_id}"', f'profile = "{ep.profile}"', f"interval_s = {interval}"]
+        lines += [f'tags = {{ site = "demo", road = "G60", direction = "N" }}']
+        if ep.protocol == "modbus-tcp":
+            host, port = ep.address.rsplit(":", 1)
+            lines += [f"unit = {ep.unit or 1}", f'tcp = {{ host = "{host}", port = {port} }}']
+        elif ep.protocol == "modbus-rtu":
+            lines += [f"unit = {ep.unit or 1}", f'serial = {{ port = "{ep.address}", baudrate = {ep.baudrate} }}']
+        else:
+            lines += [f'serial = {{ port = "{ep.address}", baudrate = {ep.baudrate} }}']
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _collector_toml(work: Path, mqtt_url: str, target: InfluxTarget) -> str:
+    lines = [
+        "[collector]", 'client_id = "demo-collector"', f'data_dir = "{work / "collector"}"', "",
+        "[mqtt]", f'url = "{mqtt_url}"', "",
+        "[influx]", f'url = "{target.url}"', f'api = "{target.api}"', f'database = "{target.database}"',
+    ]
+    if target.api == "v2":
+        lines += [f'org = "{target.org}"', f'bucket = "{target.bucket}"']
+        if target.token_file:
+            lines.append(f'token_file = "{target.token_file}"')
+    lines += ["", "[http]", 'listen = "127.0.0.1:0"', ""]
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _services(args: argparse.Namespace, work: Path) -> Iterator[tuple[str, InfluxTarget]]:
+    """Start what the user did not point us at; stop exactly those processes afterwards."""
+    started: list[Mosquitto | Influxd] = []
+    try:
+        mqtt_url = args.mqtt_url
+        if mqtt_url is None:
+            broker = Mosquitto(work / "mosquitto")
+            broker.start()
+            started.append(broker)
+            mqtt_url = broker.url
+        if args.influx_url is None:
+            db = Influxd(work / "influxd")
+            db.start()
+            started.append(db)
+            db.create_database(args.influx_db)
+            target = InfluxTarget(db.url, "v1", args.influx_db)
+        elif args.influx_org or args.influx_bucket:
+            target = InfluxTarget(args.influx_url.rstrip("/"), "v2", args.influx_db, args.influx_org,
+                                  args.influx_bucket, args.influx_token_file)
+        else:
+            target = InfluxTarget(args.influx_url.rstrip("/"), "v1", args.influx_db)
+            influx_query(target.url, f'CREATE DATABASE "{target.database}"', method="POST")
+        yield mqtt_url, target
+    finally:
+        for service in reversed(started):
+            service.stop()
+
+
+class Progress:
+    """One status line, rewritten in place on a terminal, printed every few seconds otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self.last_print = 0.0
+
+    def show(self, text: str, *, final: bool = False) -> None:
+        if self.tty:
+            end = "\n" if final else ""
+            print(f"\r\033[K{text}", end=end, flush=True)
+        elif final or time.monotonic() - self.last_print >= 5:
+            print(text, flush=True)
+            self.last_print = time.monotonic()
+
+
+async def _count(target: InfluxTarget) -> int:
+    return await asyncio.to_thread(target.count)
+
+
+async def _demo(args: argparse.Namespace, work: Path) -> Summary:
+    from agent.config import load_agent_config
+    from agent.run import Agent
+    from collector.config import load_collector_config
+    from collector.run import Collector
+    from firmware_sim.runner import Simulator, load_scenario
+
+    scenario = load_scenario(Path(args.scenario))
+    with _services(args, work) as (mqtt_url, target):
+        async with Simulator(scenario, truth_path=work / "truth.jsonl") as sim:
+            print(f"roadpulse demo: {len(sim.endpoints)} simulated devices, broker {mqtt_url}, "
+                  f"InfluxDB {target.url} ({target.api}, {target.bucket or target.database})")
+            for ep in sim.endpoints:
+                print(f"  {ep.device_id:<20} {ep.protocol:<11} {ep.address}  profile={ep.profile}")
+            agent_path = work / "agent.toml"
+            agent_path.write_text(_agent_toml(work, sim.endpoints, mqtt_url, args.interval))
+            collector_path = work / "collector.toml"
+            collector_path.write_text(_collector_toml(work, mqtt_url, target))
+            sent = 0
+
+            def on_taken(readings: list[Any]) -> None:
+                nonlocal sent
+                sent += len(readings)
+
+            agent = Agent(load_agent_config(agent_path), agent_path, on_taken=on_taken)
+            collector = Collector(load_collector_config(collector_path))
+            stop_agent, stop_collector, stop_all = asyncio.Event(), asyncio.Event(), asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop_all.set)
+            started = time.monotonic()
+            progress = Progress()
+            stored = 0
+
+            async def drive() -> None:
+                nonlocal stored
+                deadline = started + args.duration if args.duration else None
+                last_sent, last_t = 0, started
+                while not stop_all.is_set() and (deadline is None or time.monotonic() < deadline):
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop_all.wait(), 1.0)
+                    now = time.monotonic()
+                    rate = (sent - last_sent) / max(now - last_t, 1e-6)
+                    last_sent, last_t = sent, now
+                    with contextlib.suppress(OSError):
+                        stored = await _count(target)
+                    progress.show(f"[{now - started:6.1f}s] taken {sent:>7}  {rate:7.1f} readings/s  "
+                                  f"stored in InfluxDB {stored:>7}")
+                # Stop polling, let the agent drain its queue, then wait for the database to catch up.
+                stop_agent.set()
+                drain_until = time.monotonic() + args.drain_timeout
+                while time.monotonic() < drain_until:
+                    with contextlib.suppress(OSError):
+                        stored = await _count(target)
+                    if stored >= sent and agent_done.is_set():
+                        break
+                    progress.show(f"[drain ] taken {sent:>7}  stored in InfluxDB {stored:>7}  (draining)")
+                    await asyncio.sleep(0.5)
+                stop_collector.set()
+
+            agent_done = asyncio.Event()
+
+            async def run_agent() -> None:
+                try:
+                    await agent.run(stop_agent)
+                finally:
+                    agent_done.set()
+
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(run_agent(), name="demo.agent")
+                tg.create_task(collector.run(stop_collector), name="demo.collector")
+                tg.create_task(drive(), name="demo.progress")
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            elapsed = time.monotonic() - started
+            stored = await _count(target)
+            progress.show(f"[{elapsed:6.1f}s] taken {sent:>7}  stored in InfluxDB {stored:>7}", final=True)
+            return Summary(sent=sent, stored=stored, missing=max(0, sent - stored), duration_s=round(elapsed, 2),
+                           readings_per_s=round(sent / max(elapsed, 1e-6), 1), devices=len(sim.endpoints),
+                           mqtt_url=mqtt_url, influx_url=target.url, influx_db=target.bucket or target.database)
+
+
+def run_demo_cli(args: argparse.Namespace) -> int:
+    keep = args.work_dir is not None
+    work = Path(args.work_dir) if keep else Path(tempfile.mkdtemp(prefix="roadpulse-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        summary = asyncio.run(_demo(args, work))
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    verdict = "OK: every reading taken is in InfluxDB" if summary.stored == summary.sent else (
+        f"MISMATCH: {summary.missing} readings taken are not in InfluxDB" if summary.stored < summary.sent
+        else f"MISMATCH: InfluxDB holds {summary.stored - summary.sent} more readings than were taken")
+    print(f"\nsummary: sent {summary.sent} readings, stored {summary.stored} "
+          f"({summary.readings_per_s} readings/s over {summary.duration_s} s, {summary.devices} devices)\n{verdict}")
+    if args.summary_json:
+        Path(args.summary_json).write_text(json.dumps(asdict(summary), indent=2) + "\n")
+    return 0 if summary.stored == summary.sent and summary.sent > 0 else 1

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Idempotent set-up shared by scripts/demo.sh and scripts/test.sh:
+# Debian packages when missing, a virtualenv in .venv, and the project installed into it.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+EXTRAS="${1:-dev}"
+cd "$ROOT"
+
+need_apt=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+command -v influxd >/dev/null 2>&1 || need_apt+=(influxdb)
+command -v mbpoll >/dev/null 2>&1 || need_apt+=(mbpoll)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: need Debian packages: ${need_apt[*]} (run as root, or install them)" >&2
+        exit 1
+    fi
+    echo "setup: installing Debian packages: ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating virtualenv .venv"
+    python3 -m venv .venv
+fi
+# Reinstall only when the dependency list changed.
+stamp=".venv/.roadpulse-$EXTRAS-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+    echo "setup: installing roadpulse[$EXTRAS] into .venv"
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
+    rm -f .venv/.roadpulse-"$EXTRAS"-*
+    touch "$stamp"
+fi
