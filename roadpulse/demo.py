@@ -15,7 +15,6 @@ import signal
 import sys
 import tempfile
 import time
-import urllib.parse
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -107,7 +106,7 @@ def _agent_toml(work: Path, endpoints: list[Any], mqtt_url: str, interval: float
     ]
     for ep in endpoints:
         lines += ["[[devices]]", f'id = "{ep.device_id}"', f'profile = "{ep.profile}"', f"interval_s = {interval}"]
-        lines += [f'tags = {{ site = "demo", road = "G60", direction = "N" }}']
+        lines += ['tags = { site = "demo", road = "G60", direction = "N" }']
         if ep.protocol == "modbus-tcp":
             host, port = ep.address.rsplit(":", 1)
             lines += [f"unit = {ep.unit or 1}", f'tcp = {{ host = "{host}", port = {port} }}']
@@ -183,11 +182,12 @@ async def _count(target: InfluxTarget) -> int:
 
 
 async def _demo(args: argparse.Namespace, work: Path) -> Summary:
-    from agent.config import load_agent_config
     from agent.run import Agent
     from collector.config import load_collector_config
     from collector.run import Collector
     from firmware_sim.runner import Simulator, load_scenario
+
+    from agent.config import load_agent_config
 
     scenario = load_scenario(Path(args.scenario))
     with _services(args, work) as (mqtt_url, target):

@@ -13,7 +13,10 @@ from roadpulse.services import Influxd, Mosquitto, count_readings, pid_alive
 def test_private_services_answer_and_stop(mosquitto: Mosquitto, influxd: Influxd) -> None:
     assert mosquitto.running
     assert influxd.running
-    body = b"traffic,device=a volume=3i 1700000000000\ntraffic,device=b speed=3.5,speed_q=\"uncertain\" 1700000000000"
+    body = (
+        b"traffic,device=a volume=3i 1700000000000\n"
+        b'traffic,device=b speed=3.5,speed_q="uncertain" 1700000000000'
+    )
     req = urllib.request.Request(f"{influxd.url}/write?db=roadpulse&precision=ms", data=body, method="POST")
     with urllib.request.urlopen(req) as resp:
         assert resp.status == 204
@@ -22,4 +25,4 @@ def test_private_services_answer_and_stop(mosquitto: Mosquitto, influxd: Influxd
     pid = influxd.pid
     assert pid is not None
     influxd.stop()
-    assert not pid_alive(pid) or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    assert not pid_alive(pid)

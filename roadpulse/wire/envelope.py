@@ -10,7 +10,8 @@ import enum
 import math
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -64,7 +65,7 @@ class MetricDef:
     field: str
     unit: str
     type: str
-    tags: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,102 @@
+"""Config errors name the file, the key and the reason, before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from roadpulse.check import check
+from roadpulse.cli import main
+from roadpulse.configfile import ConfigError
+
+CONFIG = Path(__file__).resolve().parent.parent / "config"
+
+GOOD_AGENT = """
+[agent]
+gateway_id = "gw-k123"
+data_dir = "queue"
+
+[[devices]]
+id = "wx-1"
+profile = "{profile}"
+serial = {{ port = "/dev/ttyUSB0", baudrate = 19200 }}
+"""
+
+
+PROFILE = """
+driver = "serial_ascii"
+name = "wx_test"
+measurement = "weather"
+parser = "keyvalue"
+poll = "0R2\\r\\n"
+[[fields]]
+name = "air_temperature"
+key = "Ta"
+unit = "degC"
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "profiles").mkdir(exist_ok=True)
+    (tmp_path / "profiles" / "wx_test.toml").write_text(PROFILE)
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("mutation", "key", "reason"),
+    [
+        (("[agent]", "[agent]\ncolour = \"red\""), "agent.colour", "unknown key"),
+        (("gateway_id = \"gw-k123\"", "gateway_id = \"gw/k123\""), "agent.gateway_id", "pattern"),
+        (("baudrate = 19200", "baudrate = \"fast\""), "devices[0].serial.baudrate", "integer"),
+        (("id = \"wx-1\"", "id = 7"), "devices[0].id", "string"),
+    ],
+)
+def test_agent_config_errors_name_file_key_and_reason(
+    tmp_path: Path, mutation: tuple[str, str], key: str, reason: str
+) -> None:
+    path = _write(tmp_path, GOOD_AGENT.format(profile="wx_test").replace(*mutation))
+    with pytest.raises(ConfigError) as info:
+        check(path)
+    assert info.value.path == str(path)
+    keys = [k for k, _ in info.value.problems]
+    assert key in keys, info.value.problems
+    assert reason in dict(info.value.problems)[key]
+    assert str(path) in str(info.value)
+
+
+def test_good_agent_config_passes(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD_AGENT.format(profile="wx_test"))
+    assert check(path).startswith("agent config OK: gateway gw-k123, 1 devices")
+
+
+def test_unknown_profile_is_named(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD_AGENT.format(profile="no_such_profile"))
+    with pytest.raises(ConfigError, match="no_such_profile"):
+        check(path)
+
+
+def test_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("[agent\n")
+    with pytest.raises(ConfigError) as info:
+        check(path)
+    assert info.value.problems[0][0] == "(syntax)"
+
+
+def test_cli_check_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path, GOOD_AGENT.format(profile="wx_test").replace("[agent]", "[agent]\nbogus = 1"))
+    assert main(["config", "check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}: agent.bogus: unknown key" in out
+
+
+EXAMPLES = sorted(p for p in CONFIG.rglob("*.toml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[str(p.relative_to(CONFIG)) for p in EXAMPLES])
+def test_every_shipped_config_loads(path: Path) -> None:
+    """The samples in config/ never rot: each one passes the same check start-up runs."""
+    assert "OK" in check(path)

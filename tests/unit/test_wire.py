@@ -1,0 +1,151 @@
+"""Wire protocol v1: round trips, compactness and the reason for every malformed payload."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from roadpulse.wire import (
+    Birth,
+    Command,
+    DataBatch,
+    Death,
+    MetricDef,
+    Quality,
+    Reading,
+    TimeFlag,
+    Topics,
+    WireError,
+    decode,
+    encode_birth,
+    encode_command,
+    encode_data,
+    encode_death,
+    parse_topic,
+)
+from roadpulse.wire.topics import subscriptions
+
+T0 = 1_764_400_000_000
+BOOT = "0123456789abcdef"
+
+
+def _batch(readings: list[Reading], **kw: object) -> DataBatch:
+    return DataBatch("gw-k123", BOOT, 7, T0, readings, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0, 1, 127, 128, -1, -32768, 65535, 2**40, -(2**40), 0.25, 16.0, 0.1, 1e300, -273.15, True, False, "Ant", "", None],
+)
+def test_value_round_trips_exactly(value: object) -> None:
+    batch = _batch([Reading(3, T0, value)])  # type: ignore[arg-type]
+    decoded = decode(encode_data(batch))
+    assert isinstance(decoded, DataBatch)
+    assert decoded.readings[0].value == value
+    assert type(decoded.readings[0].value) is type(value)
+
+
+def test_timestamps_are_deltas_and_may_go_backwards() -> None:
+    readings = [Reading(1, T0, 1), Reading(2, T0, 2), Reading(1, T0 + 30_000, 3), Reading(2, T0 - 5, 4)]
+    decoded = decode(encode_data(_batch(readings)))
+    assert isinstance(decoded, DataBatch)
+    assert [r.ts_ms for r in decoded.readings] == [T0, T0, T0 + 30_000, T0 - 5]
+
+
+def test_quality_flags_and_replay_survive() -> None:
+    readings = [Reading(1, T0, None, Quality.BAD, "timeout"), Reading(2, T0, 5, Quality.UNCERTAIN, "stale")]
+    batch = _batch(readings, time_flags=TimeFlag.UNSYNCED, replay=True)
+    decoded = decode(encode_data(batch))
+    assert decoded == batch
+
+
+def test_detector_station_costs_at_most_8_bytes_per_reading() -> None:
+    # 4 lanes x (volume, occupancy %, speed km/h, 3 length classes) every 30 s, 10 polls per message.
+    readings = []
+    for poll in range(10):
+        for lane in range(4):
+            base = lane * 6
+            values = [12 + lane, 8.5, 92, 10, 2, 0]
+            readings += [Reading(base + i, T0 + poll * 30_000, v) for i, v in enumerate(values)]
+    payload = encode_data(_batch(readings))
+    assert len(payload) / len(readings) <= 8
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 5000),
+            st.integers(-(10**6), 10**6),
+            st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False, allow_infinity=False),
+                      st.booleans(), st.text(max_size=20)),
+        ),
+        max_size=50,
+    )
+)
+def test_any_batch_round_trips(items: list[tuple[int, int, object]]) -> None:
+    readings = [Reading(a, T0 + dt, v) for a, dt, v in items]  # type: ignore[arg-type]
+    decoded = decode(encode_data(_batch(readings)))
+    assert isinstance(decoded, DataBatch)
+    assert decoded.readings == readings
+
+
+def test_birth_death_command_round_trip() -> None:
+    birth = Birth("gw-k123", BOOT, 0, T0, "0.1.0", "abc123", [{"id": "vds-1", "profile": "vds"}],
+                  [MetricDef(0, "vds-1", "traffic", "volume", "veh", "i", {"lane": "1"})])
+    assert decode(encode_birth(birth)) == birth
+    death = Death("gw-k123", BOOT, T0, clean=True)
+    assert decode(encode_death(death)) == death
+    command = Command("rebirth", T0, "unknown alias 3")
+    assert decode(encode_command(command)) == command
+
+
+def _pack(obj: object) -> bytes:
+    return bytes(msgpack.packb(obj))
+
+
+GOOD = {"v": 1, "t": "data", "gw": "gw-1", "boot": BOOT, "seq": 1, "ts": T0, "bt": T0, "r": [0, 0, 1]}
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"", "not-msgpack"),
+        (b"\xc1", "not-msgpack"),
+        (b"{json: 1}", "not-msgpack"),
+        (b"\x05", "not-a-map"),
+        (_pack([1, 2]), "not-a-map"),
+        (_pack({**GOOD, "v": 2}), "bad-version"),
+        (_pack({**GOOD, "t": "nope"}), "bad-kind"),
+        (_pack({k: v for k, v in GOOD.items() if k != "gw"}), "missing-key"),
+        (_pack({**GOOD, "gw": "a/b"}), "bad-gateway"),
+        (_pack({**GOOD, "seq": "1"}), "bad-type"),
+        (_pack({**GOOD, "seq": -1}), "bad-seq"),
+        (_pack({**GOOD, "r": [0, 0]}), "bad-readings"),
+        (_pack({**GOOD, "r": [-1, 0, 1]}), "bad-alias"),
+        (_pack({**GOOD, "r": [0, 0.5, 1]}), "bad-dt"),
+        (_pack({**GOOD, "r": [0, 0, [1]]}), "bad-value"),
+        (_pack({**GOOD, "q": {0: [7, "x"]}}), "bad-quality"),
+        (_pack({**GOOD, "tf": 99}), "bad-time-flags"),
+        (_pack({"v": 1, "t": "birth", "gw": "g", "boot": BOOT, "ts": 0, "seq": 0, "devices": [],
+                "metrics": [[0, "d", "m", "f", "u", "x", {}]]}), "bad-metric"),
+    ],
+)
+def test_malformed_payloads_have_a_reason(payload: bytes, reason: str) -> None:
+    with pytest.raises(WireError) as info:
+        decode(payload)
+    assert info.value.reason == reason
+
+
+def test_topics() -> None:
+    topics = Topics("gw-k123")
+    assert topics.data == "rp/v1/gw-k123/data"
+    assert parse_topic(topics.birth) == ("gw-k123", "birth")
+    assert parse_topic("rp/v1/gw-k123/data/extra") is None
+    assert parse_topic("other/gw/data") is None
+    with pytest.raises(ValueError, match="gateway id"):
+        Topics("gw/+")
+    shared = subscriptions(share_group="collectors")
+    assert "$share/collectors/rp/v1/+/data" in shared
+    assert "rp/v1/+/birth" in shared  # births reach every collector
