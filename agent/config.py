@@ -31,13 +31,20 @@ class MqttConfig(Strict):
     tls: Tls | None = None
     topic_prefix: str = DEFAULT_PREFIX
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    # Cap of the reconnect backoff (roadpulse.backoff): short in tests, ~30 s on a 4G gateway.
+    reconnect_max_s: Seconds = 30.0
 
 
 class AgentSection(Strict):
     gateway_id: Annotated[str, Field(pattern=GATEWAY_ID_PATTERN)]
     data_dir: Path = Path("/var/lib/roadpulse/agent")
     # Extra folders searched for profiles before the shipped config/profiles/.
-    profile_dirs: list[Path] = []
+    profile_dirs: list[Path] = Field(default_factory=list)
+    # The agent's own metrics (queue depth, evictions, latency...) on the health topic.
+    health_interval_s: Seconds = 60.0
+    # "kernel" also asks the kernel (adjtimex) whether NTP has synchronised the clock: right on a
+    # Pi without an RTC; "heuristic" trusts any time after the build date and watches for jumps.
+    clock_sync_check: Literal["heuristic", "kernel"] = "heuristic"
 
 
 class PublishConfig(Strict):
@@ -69,13 +76,24 @@ class SerialLink(Strict):
 
 
 class Bus(Strict):
-    """An RS-485 line shared by several Modbus RTU slaves: one request at a time."""
+    """A line shared by several Modbus slaves: one request at a time.
+
+    Usually an RS-485 port (`serial`); `tcp` is for a serial device server or a
+    Modbus gateway in front of such a line, which often accepts one connection only.
+    """
 
     id: Id
-    serial: SerialLink
+    serial: SerialLink | None = None
+    tcp: TcpLink | None = None
     pause_ms: Annotated[int, Field(ge=0, le=10_000)] = 10
     timeout_s: Seconds = 0.5
     retries: Annotated[int, Field(ge=0, le=5)] = 1
+
+    @model_validator(mode="after")
+    def _one_link(self) -> Bus:
+        if (self.serial is None) == (self.tcp is None):
+            raise ValueError("give exactly one of 'serial' or 'tcp'")
+        return self
 
 
 class Device(Strict):
@@ -85,7 +103,7 @@ class Device(Strict):
     # Align polls to wall-clock multiples of the interval (detectors report on :00 and :30).
     align: bool = False
     jitter_s: Annotated[float, Field(ge=0)] = 0.0
-    tags: dict[str, str] = {}
+    tags: dict[str, str] = Field(default_factory=dict)
     # Modbus: either a TCP link or a bus id; the unit id on that link.
     tcp: TcpLink | None = None
     bus: Id | None = None
@@ -108,7 +126,7 @@ class AgentConfig(Strict):
     mqtt: MqttConfig = MqttConfig()
     publish: PublishConfig = PublishConfig()
     queue: QueueConfig = QueueConfig()
-    buses: list[Bus] = []
+    buses: list[Bus] = Field(default_factory=list)
     devices: Annotated[list[Device], Field(min_length=1)]
 
     @field_validator("devices")

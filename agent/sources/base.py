@@ -21,6 +21,16 @@ class DeviceError(Exception):
         self.reason = reason
 
 
+class LinkError(DeviceError):
+    """The link itself is down (USB-serial adapter unplugged, TCP connection refused or dropped).
+
+    Every device on that link fails with it; the link is reopened with backoff.
+    """
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__("link", detail)
+
+
 @dataclass(frozen=True, slots=True)
 class SourceReading:
     """A value as a driver produced it, named by the profile point, before it gets an alias."""

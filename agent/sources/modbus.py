@@ -1,0 +1,138 @@
+"""Modbus driver: reads a device's profile registers in as few requests as planning allows.
+
+Over a shared RS-485 bus each request takes the bus's turn; over TCP it goes
+straight to the link. A timeout marks the whole device bad and backs it off
+(so a dead slave costs the bus one timeout per backoff period, not one per
+poll); an exception answer (other than a gateway's "target unreachable")
+marks only the points of that request bad.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from agent.codec.planning import Kind, ReadBlock, Span, plan_reads
+from agent.codec.registers import DecodeError, apply_point, decode, register_count
+from agent.config import Device
+from agent.modbus_adapter import ModbusLink
+from agent.profiles import ModbusProfile, Register
+from agent.sources.base import DeviceError, LinkError, SourceReading
+from roadpulse.backoff import Backoff
+from roadpulse.wire import Quality
+
+# Failures that say nothing about one request, only that the slave is unreachable:
+# no answer, a garbled one, or a gateway reporting that its target is gone (0x0A, 0x0B).
+DEVICE_WIDE = frozenset({"timeout", "io", "exception:0a", "exception:0b"})
+
+
+class RegisterReader(Protocol):
+    """A ModbusLink (TCP) or a SerialBus (RS-485): one request in, registers or bits out."""
+
+    async def read(self, kind: Kind, address: int, count: int, unit: int) -> list[int] | list[bool]: ...
+
+
+class Connectable(Protocol):
+    async def connect(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def span_of(reg: Register) -> Span:
+    count = 1 if reg.kind in ("coil", "discrete") else register_count(reg.type, reg.length)
+    return Span(reg.kind, reg.address, count)
+
+
+def decode_register(reg: Register, words: Sequence[int] | Sequence[bool], ts_ms: int) -> SourceReading:
+    """One point's reading from exactly the words (or the bit) it occupies."""
+    if reg.kind in ("coil", "discrete"):
+        return SourceReading(reg.name, bool(words[0]), ts_ms)
+    try:
+        raw = decode([int(w) for w in words], reg.type, reg.order, bit=reg.bit)
+    except DecodeError as err:
+        return SourceReading(reg.name, None, ts_ms, Quality.BAD, f"decode: {err}")
+    scaled = apply_point(raw, scale=reg.scale, offset=reg.offset, invalid=reg.invalid)
+    if scaled.reason:
+        return SourceReading(reg.name, None, ts_ms, Quality.BAD, scaled.reason)
+    return SourceReading(reg.name, scaled.value, ts_ms)
+
+
+class ModbusSource:
+    """One Modbus slave, described by a ModbusProfile."""
+
+    def __init__(
+        self, device: Device, profile: ModbusProfile, reader: RegisterReader, *,
+        owned_link: Connectable | None = None, backoff: Backoff | None = None,
+    ) -> None:
+        self.device = device
+        self.profile = profile
+        self.unit = device.unit
+        self._reader = reader
+        # A TCP device owns its link; a bus device shares the bus's link, which the runner closes.
+        self._owned_link = owned_link
+        self._spans = [span_of(r) for r in profile.registers]
+        self.blocks: list[ReadBlock] = plan_reads(self._spans, profile.max_gap)
+        self._backoff = backoff or Backoff(base=device.interval_s, cap=max(device.interval_s, 300.0))
+        self._retry_at = 0.0
+        self._last_reason = ""
+
+    async def connect(self) -> None:
+        if self._owned_link is not None:
+            await self._owned_link.connect()
+
+    async def close(self) -> None:
+        if self._owned_link is not None:
+            self._owned_link.close()
+
+    async def read(self) -> list[SourceReading]:
+        now = time.monotonic()
+        if now < self._retry_at:
+            raise DeviceError(self._last_reason, f"backing off for {self._retry_at - now:.1f} s")
+        ts_ms = int(time.time() * 1000)
+        by_index: dict[int, SourceReading] = {}
+        for block in self.blocks:
+            try:
+                words = await self._reader.read(block.kind, block.address, block.count, self.unit)
+            except LinkError:
+                raise
+            except DeviceError as err:
+                if err.reason in DEVICE_WIDE:
+                    self._last_reason = err.reason
+                    self._retry_at = time.monotonic() + self._backoff.next()
+                    raise
+                for index in block.points:
+                    by_index[index] = SourceReading(
+                        self.profile.registers[index].name, None, ts_ms, Quality.BAD, err.reason
+                    )
+                continue
+            for index in block.points:
+                reg, span = self.profile.registers[index], self._spans[index]
+                start = block.offset_of(span)
+                by_index[index] = decode_register(reg, words[start : start + span.count], ts_ms)
+        self._backoff.reset()
+        self._retry_at = 0.0
+        return [by_index[i] for i in range(len(self._spans))]
+
+
+def modbus_source_for(device: Device, profile: ModbusProfile, bus: RegisterReader | None) -> ModbusSource:
+    """Wire a device to its link: a shared bus, or a TCP link of its own."""
+    if device.bus is not None:
+        if bus is None:
+            raise ValueError(f"device {device.id!r} is on bus {device.bus!r}, but no bus was given")
+        return ModbusSource(device, profile, bus)
+    if device.tcp is not None:
+        link = ModbusLink.tcp(
+            device.tcp.host, device.tcp.port, timeout=device.timeout_s, retries=device.retries,
+            transport=device.tcp.transport,
+        )
+        return ModbusSource(device, profile, link, owned_link=link)
+    if device.serial is not None:
+        s = device.serial
+        # A Modbus device alone on its serial port: a bus of one, without the lock.
+        link = ModbusLink.serial(
+            s.port, baudrate=s.baudrate, bytesize=s.bytesize, parity=s.parity, stopbits=s.stopbits,
+            timeout=device.timeout_s, retries=device.retries,
+        )
+        return ModbusSource(device, profile, link, owned_link=link)
+    raise ValueError(f"device {device.id!r} has no link")
