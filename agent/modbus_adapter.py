@@ -9,6 +9,10 @@ Reconnects are ours, not pymodbus's (its `reconnect_delay` starts a background
 task we could not supervise): a lost link is reopened on the next request,
 no sooner than roadpulse's backoff allows, and logged once when lost and once
 when back.
+
+Retries are ours too: pymodbus is built with `retries=0`, so one `read()` is one
+attempt on the wire and holds a shared line for at most one timeout. The caller
+(agent.sources.modbus.read_with_retries) retries, giving the line back in between.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ def _quiet_pymodbus() -> None:
 # A shared RS-485 line must not be closed because one slave is silent.
 _NEVER_CLOSE_ON_SILENCE = 1_000_000
 
+Trace = Callable[[bool, bytes], bytes]
+
 
 class ModbusLink:
     """One pymodbus client: a TCP connection or a serial port, possibly shared by several slaves.
@@ -55,14 +61,18 @@ class ModbusLink:
     def __init__(
         self,
         name: str,
-        make_client: Callable[[], ModbusBaseClient],
+        make_client: Callable[[Trace], ModbusBaseClient],
         *,
+        timeout: float,
         shared_line: bool,
         backoff: Backoff | None = None,
     ) -> None:
         _quiet_pymodbus()
         self.name = name
+        self.timeout = timeout
         self._make_client = make_client
+        # Bytes arrived during the current attempt: a timeout with bytes is a garbled answer, not silence.
+        self._heard = False
         self._client: ModbusBaseClient | None = None
         self._shared_line = shared_line
         self._backoff = backoff or Backoff(base=1.0, cap=60.0)
@@ -73,40 +83,42 @@ class ModbusLink:
 
     @classmethod
     def tcp(
-        cls, host: str, port: int, *, timeout: float, retries: int,
+        cls, host: str, port: int, *, timeout: float,
         transport: Literal["tcp", "rtu-over-tcp"] = "tcp", backoff: Backoff | None = None,
         shared_line: bool | None = None,
     ) -> ModbusLink:
         """Modbus TCP (MBAP header) or RTU frames over a TCP socket (serial device servers).
 
+        `timeout` is the connect timeout and the default per-attempt timeout.
         `shared_line` (default: true for rtu-over-tcp) keeps the connection open however
         long one slave stays silent, since the others behind the gateway still answer.
         """
         framer = FramerType.SOCKET if transport == "tcp" else FramerType.RTU
 
-        def make() -> ModbusBaseClient:
+        def make(trace: Trace) -> ModbusBaseClient:
             return AsyncModbusTcpClient(
-                host, port=port, framer=framer, timeout=timeout, retries=retries,
-                reconnect_delay=0, name=f"{host}:{port}",
+                host, port=port, framer=framer, timeout=timeout, retries=0,
+                reconnect_delay=0, name=f"{host}:{port}", trace_packet=trace,
             )
 
         shared = transport != "tcp" if shared_line is None else shared_line
-        return cls(f"{transport}://{host}:{port}", make, shared_line=shared, backoff=backoff)
+        return cls(f"{transport}://{host}:{port}", make, timeout=timeout, shared_line=shared, backoff=backoff)
 
     @classmethod
     def serial(
         cls, port: str, *, baudrate: int, bytesize: int = 8, parity: str = "N", stopbits: int = 1,
-        timeout: float, retries: int, backoff: Backoff | None = None,
+        timeout: float, backoff: Backoff | None = None,
     ) -> ModbusLink:
         """Modbus RTU on a serial port (an RS-485 adapter)."""
 
-        def make() -> ModbusBaseClient:
+        def make(trace: Trace) -> ModbusBaseClient:
             return AsyncModbusSerialClient(
                 port, framer=FramerType.RTU, baudrate=baudrate, bytesize=bytesize, parity=parity,
-                stopbits=stopbits, timeout=timeout, retries=retries, reconnect_delay=0, name=port,
+                stopbits=stopbits, timeout=timeout, retries=0, reconnect_delay=0, name=port,
+                trace_packet=trace,
             )
 
-        return cls(f"rtu://{port}", make, shared_line=True, backoff=backoff)
+        return cls(f"rtu://{port}", make, timeout=timeout, shared_line=True, backoff=backoff)
 
     # ---- connection
 
@@ -123,7 +135,7 @@ class ModbusLink:
             raise LinkError(f"{self.name} down, next attempt in {self._next_attempt - now:.1f} s")
         if self._client is None:
             # pymodbus clients bind the running loop when built, so they are made here, not in __init__.
-            self._client = self._make_client()
+            self._client = self._make_client(self._trace)
             if self._shared_line:
                 self._client.set_max_no_responses(_NEVER_CLOSE_ON_SILENCE)
         try:
@@ -150,6 +162,11 @@ class ModbusLink:
             self._lost = True
             log.warning("modbus link lost", extra={"link": self.name, "event": "link_down", "why": why})
 
+    def _trace(self, sending: bool, data: bytes) -> bytes:
+        if not sending:
+            self._heard = True
+        return data
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -157,8 +174,16 @@ class ModbusLink:
 
     # ---- requests
 
-    async def read(self, kind: Kind, address: int, count: int, unit: int) -> list[int] | list[bool]:
-        """Read registers (holding, input) or bits (coil, discrete) from one slave."""
+    async def read(
+        self, kind: Kind, address: int, count: int, unit: int, *, answer_timeout_s: float | None = None,
+        retry: bool = False,
+    ) -> list[int] | list[bool]:
+        """One attempt to read registers (holding, input) or bits (coil, discrete) from one slave.
+
+        `answer_timeout_s` (default: the link's `timeout`) bounds the wait for the answer. `retry` only
+        matters to a shared bus's queue (agent.bus.SerialBus); a link has no queue.
+        """
+        del retry
         if not self.connected:
             if self._client is not None and not self._lost:
                 self._mark_lost("connection dropped")
@@ -172,6 +197,12 @@ class ModbusLink:
             "coil": client.read_coils,
             "discrete": client.read_discrete_inputs,
         }[kind]
+        # pymodbus reads the answer timeout from its params on every attempt. Requests on one
+        # link never overlap (a bus's turn, or one device owning the link), so setting it here
+        # cannot leak into another request; it is put back for the connect timeout.
+        params = client.ctx.comm_params
+        params.timeout_connect = self.timeout if answer_timeout_s is None else answer_timeout_s
+        self._heard = False
         try:
             response = await call(address, count=count, device_id=unit)
         except ConnectionException as exc:
@@ -186,10 +217,18 @@ class ModbusLink:
                 self._mark_lost(str(exc))
                 raise LinkError(f"{self.name}: {exc}") from None
             text = str(exc)
-            reason = "timeout" if "No response" in text else "io"
+            if "No response" not in text:
+                reason = "io"
+            elif self._heard:
+                # Bytes came but no valid frame: bad CRC, garbage, or another unit's answer.
+                reason, text = "io", "garbled answer (no valid frame before the timeout)"
+            else:
+                reason = "timeout"
             raise DeviceError(reason, f"unit {unit} {kind} {address}+{count}: {text}") from None
         except ModbusException as exc:
             raise DeviceError("io", f"unit {unit}: {exc}") from None
+        finally:
+            params.timeout_connect = self.timeout
         if response.isError():
             code = getattr(response, "exception_code", 0)
             raise DeviceError(f"exception:{code:02x}", f"unit {unit} {kind} {address}+{count}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from agent.catalog import DeviceEntry
 from agent.profiles import ModbusProfile
-from agent.sources.base import DeviceError, Source, SourceReading
+from agent.sources.base import CountingSource, DeviceError, Source, SourceReading
 from roadpulse.wire import Quality, Reading
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,10 @@ class DeviceStats:
     # Readings held back by report-by-exception.
     suppressed: int = 0
     last_error: str = ""
+    # What the driver saw on the link since start, by the stable names of
+    # agent.sources.DRIVER_COUNTERS[driver] (timeouts, garbled answers, bad frames...).
+    # Every name is present (0) from the first poll on; values only grow.
+    driver_counters: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -152,6 +156,9 @@ async def poll_forever(
     clock_now: Callable[[], float] = time.time if wall else time.monotonic
     clock = PollClock(device.interval_s, device.align, device.jitter_s, rng or random.Random())
     filters = report_filters(entry)
+    counting = source if isinstance(source, CountingSource) else None
+    if counting is not None:
+        stats.driver_counters = counting.driver_counters()
     failing = False
     due = clock.first(clock_now())
     while True:
@@ -159,6 +166,8 @@ async def poll_forever(
         lock: AbstractAsyncContextManager[object] = bus_lock if bus_lock is not None else nullcontext()
         async with lock:
             found, error = await poll_once(entry, source)
+        if counting is not None:
+            stats.driver_counters = counting.driver_counters()
         stats.polls += 1
         if error is not None:
             stats.errors += 1

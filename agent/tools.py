@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import json
 import math
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,15 +32,19 @@ from agent.modbus_adapter import ModbusLink
 from agent.profiles import ByteOrder, Framing, ModbusProfile, RegisterType, SerialProfile, load_profile
 from agent.sources import create_source
 from agent.sources.base import DeviceError, LinkError, SourceReading
+from agent.sources.modbus import read_with_retries
 from agent.sources.serial_ascii import open_serial
 from roadpulse.configfile import ConfigError
+from roadpulse.wire import Quality
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# What a shell reports for a tool killed by SIGPIPE (`yes | head`): the reader went away.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 Handler = Callable[[argparse.Namespace], int]
 
 
 def _jsonable(obj: Any) -> Any:
-    """NaN and infinity are not JSON: a float32 register holding NaN is reported as null."""
+    """NaN and infinity are not JSON: any left in a row become null (rows say why, see _json_value)."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
@@ -46,8 +54,36 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def _json_value(value: Any) -> dict[str, Any]:
+    """`value` for a JSON row. A float register holding NaN or infinity has no JSON value:
+    it is null, bad, with the agent's reason for it (`invalid`) and what was decoded (`raw`)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"value": None, "quality": "bad", "reason": "invalid", "raw": str(value)}
+    return {"value": value}
+
+
 def _print(obj: object, as_json: bool) -> None:
-    print(json.dumps(_jsonable(obj), default=str) if as_json else obj, flush=True)
+    # allow_nan=False: a NaN that slipped past _jsonable fails here instead of printing invalid JSON.
+    print(json.dumps(_jsonable(obj), default=str, allow_nan=False) if as_json else obj, flush=True)
+
+
+def _quiet_on_broken_pipe(handler: Handler) -> Handler:
+    """`roadpulse agent test | head`: when the reader goes away, stop quietly, as Unix tools do."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            code = handler(args)
+            sys.stdout.flush()  # inside the try: a broken pipe found at exit would print a traceback
+        except BrokenPipeError:
+            # Python flushes stdout again at exit; point it at /dev/null so that finds nothing to complain about.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            return EXIT_BROKEN_PIPE
+        return code
+
+    return run
 
 
 # ---- agent test
@@ -105,8 +141,11 @@ def run_test(args: argparse.Namespace) -> int:
             quality = r.quality.name.lower()
             stamp = datetime.fromtimestamp(r.ts_ms / 1000, UTC).isoformat(timespec="milliseconds")
             if args.json:
-                _print({"device": entry.device.id, "name": r.name, "value": r.value, "unit": units.get(r.name, ""),
-                        "quality": quality, "reason": r.reason, "ts": r.ts_ms, "time": stamp}, True)
+                reading = {"device": entry.device.id, "name": r.name, "value": r.value,
+                           "unit": units.get(r.name, ""), "quality": quality, "reason": r.reason, "ts": r.ts_ms,
+                           "time": stamp}
+                # The codecs report NaN as bad `invalid`; should a good one ever come, the row still says why.
+                _print(reading | _json_value(r.value) if r.quality == Quality.GOOD else reading, True)
             else:
                 # float32 registers widen to float64 digits that nobody wrote: show 7 significant.
                 shown = "-" if r.value is None else f"{r.value:.7g}" if isinstance(r.value, float) else r.value
@@ -121,10 +160,16 @@ def run_test(args: argparse.Namespace) -> int:
 
 def _link(args: argparse.Namespace) -> ModbusLink:
     if args.host:
-        return ModbusLink.tcp(args.host, args.port, timeout=args.timeout, retries=args.retries,
-                              transport=args.transport)
+        return ModbusLink.tcp(args.host, args.port, timeout=args.timeout, transport=args.transport)
     return ModbusLink.serial(args.serial, baudrate=args.baud, parity=args.parity, stopbits=args.stopbits,
-                             timeout=args.timeout, retries=args.retries)
+                             timeout=args.timeout)
+
+
+async def _request(link: ModbusLink, args: argparse.Namespace, kind: Kind, address: int, *, count: int,
+                   unit: int) -> list[int] | list[bool]:
+    """The agent's own request path: `--retries` more attempts after a timeout, `--timeout` each."""
+    return await read_with_retries(link, kind, address, count, unit, answer_timeout_s=args.timeout,
+                                   retries=args.retries)
 
 
 def _decoded_value(words: Sequence[int], args: argparse.Namespace) -> Any:
@@ -141,7 +186,7 @@ async def _probe(args: argparse.Namespace) -> int:
     if count is None:
         count = register_count(args.type) if args.type and args.type != "string" else 1
     try:
-        words = await link.read(kind, args.address, count, args.unit)
+        words = await _request(link, args, kind, args.address, count=count, unit=args.unit)
     except DeviceError as err:
         _print({"error": err.reason, "detail": str(err)} if args.json else f"no answer: {err}", args.json)
         return EXIT_FAILED
@@ -162,12 +207,12 @@ async def _probe(args: argparse.Namespace) -> int:
         except DecodeError as err:
             print(f"cannot decode: {err}", file=sys.stderr)
             return EXIT_USAGE
-        _print({"value": value} if args.json else value, args.json)
+        _print(_json_value(value) if args.json else value, args.json)
         return EXIT_OK
     rows = plausible_decodings(registers)
     if args.json:
         _print({"registers": registers,
-                "decodings": [{"type": t, "order": o, "value": v} for t, o, v in rows]}, True)
+                "decodings": [{"type": t, "order": o, **_json_value(v)} for t, o, v in rows]}, True)
         return EXIT_OK
     for i, reg in enumerate(registers):
         print(f"{kind} {args.address + i:>5}  {reg:>5}  0x{reg:04X}  {reg - 65536 if reg > 32767 else reg:>6}  "
@@ -204,7 +249,7 @@ async def _scan(args: argparse.Namespace) -> int:
     try:
         for unit in args.units:
             try:
-                words = await link.read(args.kind, args.address, 1, unit)
+                words = await _request(link, args, args.kind, args.address, count=1, unit=unit)
                 answer = {"unit": unit, "answer": "value", "value": int(words[0])}
             except LinkError as err:
                 _print({"error": "link", "detail": str(err)} if args.json else f"link failed: {err}", args.json)
@@ -252,8 +297,17 @@ async def _probe_serial(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     loop = asyncio.get_running_loop()
     frames = 0
+    # Set when stdout's reader went away: the event loop would only log an exception raised in a callback.
+    reader_gone = asyncio.Event()
 
     def readable() -> None:
+        try:
+            show_frames()
+        except BrokenPipeError:
+            loop.remove_reader(port.fileno())
+            reader_gone.set()
+
+    def show_frames() -> None:
         nonlocal frames
         for frame in framer.feed(port.read(4096)):
             frames += 1
@@ -273,13 +327,17 @@ async def _probe_serial(args: argparse.Namespace) -> int:
         command = (args.send.encode().decode("unicode_escape") if args.send is not None
                    else profile.poll if profile else None)
         deadline = loop.time() + args.duration
-        while loop.time() < deadline:
+        while loop.time() < deadline and not reader_gone.is_set():
             if command:
                 port.write(command.encode("latin-1"))
-            await asyncio.sleep(min(args.every, max(0.0, deadline - loop.time())))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(args.every, max(0.0, deadline - loop.time()))):
+                    await reader_gone.wait()
     finally:
         loop.remove_reader(port.fileno())
         port.close()
+    if reader_gone.is_set():
+        raise BrokenPipeError
     counters = framer.counters + parser.counters if parser else framer.counters
     print(f"{frames} frame(s); " + ", ".join(f"{k}={v}" for k, v in sorted(counters.items())), file=sys.stderr)
     return EXIT_OK if frames else EXIT_FAILED
@@ -316,7 +374,7 @@ def add_agent_tool_parsers(agent_subparsers: Any) -> None:
     test.add_argument("-c", "--config", required=True, help="agent config file")
     test.add_argument("--device", action="append", default=[], help="only this device id (repeatable)")
     test.add_argument("--json", action="store_true", help="one JSON object per reading")
-    test.set_defaults(func=run_test)
+    test.set_defaults(func=_quiet_on_broken_pipe(run_test))
 
     probe = agent_subparsers.add_parser("probe", help="read one device by hand, without a config")
     probe_kinds = probe.add_subparsers(dest="probe_kind", required=True)
@@ -329,7 +387,7 @@ def add_agent_tool_parsers(agent_subparsers: Any) -> None:
     modbus.add_argument("--type", choices=list(get_args(RegisterType)), help="decode as this profile type")
     modbus.add_argument("--order", choices=list(get_args(ByteOrder)), default="ABCD")
     modbus.add_argument("--bit", type=int, help="bit number for --type bit")
-    modbus.set_defaults(func=run_probe_modbus)
+    modbus.set_defaults(func=_quiet_on_broken_pipe(run_probe_modbus))
 
     serial_probe = probe_kinds.add_parser("serial", help="print frames as they arrive, with parse results")
     serial_probe.add_argument("--serial", required=True)
@@ -343,7 +401,7 @@ def add_agent_tool_parsers(agent_subparsers: Any) -> None:
     serial_probe.add_argument("--every", type=float, default=2.0, help="seconds between commands")
     serial_probe.add_argument("--duration", type=float, default=10.0, help="seconds to listen")
     serial_probe.add_argument("--json", action="store_true")
-    serial_probe.set_defaults(func=run_probe_serial)
+    serial_probe.set_defaults(func=_quiet_on_broken_pipe(run_probe_serial))
 
     scan = agent_subparsers.add_parser("scan", help="find the slaves that answer on a line")
     scan_kinds = scan.add_subparsers(dest="scan_kind", required=True)
@@ -353,4 +411,4 @@ def add_agent_tool_parsers(agent_subparsers: Any) -> None:
     scan_modbus.add_argument("--units", type=_unit_range, default=_unit_range("1-247"), help="e.g. 1-247")
     scan_modbus.add_argument("--kind", choices=list(get_args(Kind)), default="holding")
     scan_modbus.add_argument("--address", type=int, default=0)
-    scan_modbus.set_defaults(func=run_scan)
+    scan_modbus.set_defaults(func=_quiet_on_broken_pipe(run_scan))

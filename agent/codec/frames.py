@@ -7,6 +7,7 @@ counted, skipped frame or a bad field, never an exception out of the reader.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -193,7 +194,8 @@ def convert(raw: str | None, fld: FrameField) -> FieldValue:
     ):
         return FieldValue(None, "parse")
     number = float(match.group(0))
-    if number in fld.invalid:
+    # 1e999 parses as infinity: no sensor measured that, and it is no JSON or InfluxDB value.
+    if number in fld.invalid or not math.isfinite(number):
         return FieldValue(None, "invalid")
     if fld.type == "int" and fld.scale == 1.0 and fld.offset == 0.0:
         if not number.is_integer():

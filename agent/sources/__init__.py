@@ -10,7 +10,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from agent.sources.base import DeviceError, LinkError, Source, SourceReading
+from agent.sources.base import (
+    MODBUS_COUNTERS,
+    SERIAL_ASCII_COUNTERS,
+    CountingSource,
+    DeviceError,
+    LinkError,
+    Source,
+    SourceReading,
+)
 
 if TYPE_CHECKING:
     from agent.bus import SerialBus
@@ -20,6 +28,12 @@ DRIVERS: dict[str, str] = {
     # driver name -> "module:function(device, profile, bus) -> Source"
     "modbus": "agent.sources.modbus:modbus_source_for",
     "serial_ascii": "agent.sources.serial_ascii:serial_source_for",
+}
+
+# driver name -> the keys of DeviceStats.driver_counters for its devices (all present from the start).
+DRIVER_COUNTERS: dict[str, tuple[str, ...]] = {
+    "modbus": MODBUS_COUNTERS,
+    "serial_ascii": SERIAL_ASCII_COUNTERS,
 }
 
 
@@ -34,4 +48,7 @@ def create_source(entry: DeviceEntry, *, bus: SerialBus | None = None) -> Source
     return source
 
 
-__all__ = ["DRIVERS", "DeviceError", "LinkError", "Source", "SourceReading", "create_source"]
+__all__ = [
+    "DRIVERS", "DRIVER_COUNTERS", "CountingSource", "DeviceError", "LinkError", "Source", "SourceReading",
+    "create_source",
+]

@@ -1,36 +1,93 @@
 """Modbus driver: reads a device's profile registers in as few requests as planning allows.
 
-Over a shared RS-485 bus each request takes the bus's turn; over TCP it goes
-straight to the link. A timeout marks the whole device bad and backs it off
-(so a dead slave costs the bus one timeout per backoff period, not one per
-poll); an exception answer (other than a gateway's "target unreachable")
-marks only the points of that request bad.
+Over a shared RS-485 bus each attempt takes the bus's turn; over TCP it goes
+straight to the link. Retries are done here, one attempt per turn, so a silent
+slave holds the line for one timeout at a time. A request that still times out
+marks the whole device bad and backs it off (so a dead slave costs the bus
+`retries + 1` timeouts per backoff period, not per poll); an exception answer
+(other than a gateway's "target unreachable") marks only the points of that
+request bad.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol
 
 from agent.codec.planning import Kind, ReadBlock, Span, plan_reads
 from agent.codec.registers import DecodeError, apply_point, decode, register_count
-from agent.config import Device
+from agent.config import Bus, Device
 from agent.modbus_adapter import ModbusLink
 from agent.profiles import ModbusProfile, Register
-from agent.sources.base import DeviceError, LinkError, SourceReading
+from agent.sources.base import MODBUS_COUNTERS, DeviceError, LinkError, SourceReading
 from roadpulse.backoff import Backoff
 from roadpulse.wire import Quality
 
 # Failures that say nothing about one request, only that the slave is unreachable:
 # no answer, a garbled one, or a gateway reporting that its target is gone (0x0A, 0x0B).
 DEVICE_WIDE = frozenset({"timeout", "io", "exception:0a", "exception:0b"})
+# Worth another attempt: no answer, or one garbled on the line. An exception answer would be the same again.
+RETRYABLE = frozenset({"timeout", "io"})
 
 
 class RegisterReader(Protocol):
-    """A ModbusLink (TCP) or a SerialBus (RS-485): one request in, registers or bits out."""
+    """A ModbusLink (TCP) or a SerialBus (RS-485): one attempt in, registers or bits out.
 
-    async def read(self, kind: Kind, address: int, count: int, unit: int) -> list[int] | list[bool]: ...
+    `retry` marks a repeated attempt: a bus serves it after waiting first attempts.
+    """
+
+    async def read(
+        self, kind: Kind, address: int, count: int, unit: int, *, answer_timeout_s: float | None = None,
+        retry: bool = False,
+    ) -> list[int] | list[bool]: ...
+
+
+def request_timing(device: Device, bus: Bus | None) -> tuple[float, int]:
+    """(timeout_s, retries) per attempt for a device: its own when set in the config, else its bus's."""
+    if bus is None:
+        return device.timeout_s, device.retries
+    given = device.model_fields_set
+    return (device.timeout_s if "timeout_s" in given else bus.timeout_s,
+            device.retries if "retries" in given else bus.retries)
+
+
+async def read_with_retries(
+    reader: RegisterReader, kind: Kind, address: int, count: int, unit: int, *,
+    answer_timeout_s: float, retries: int, counters: Counter[str] | None = None,
+) -> list[int] | list[bool]:
+    """One request: up to `retries + 1` attempts, each its own turn on a shared line.
+
+    `counters` (MODBUS_COUNTERS names) counts attempts and how they failed.
+    """
+    tally: Counter[str] = Counter() if counters is None else counters
+    attempt = 0
+    while True:
+        tally["modbus_requests"] += 1
+        try:
+            return await reader.read(kind, address, count, unit, answer_timeout_s=answer_timeout_s, retry=attempt > 0)
+        except LinkError:
+            tally["modbus_link_errors"] += 1
+            raise
+        except DeviceError as err:
+            if err.reason == "timeout":
+                tally["modbus_timeouts"] += 1
+            elif err.reason == "io":
+                tally["modbus_garbled"] += 1
+            else:
+                tally["modbus_exceptions"] += 1
+            if err.reason not in RETRYABLE or attempt >= retries:
+                raise
+        attempt += 1
+        tally["modbus_retries"] += 1
+
+
+class SharedLine(RegisterReader, Protocol):
+    """A SerialBus as a device sees it: a reader with the bus's config (its default timeout and retries)."""
+
+    @property
+    def config(self) -> Bus: ...
 
 
 class Connectable(Protocol):
@@ -64,10 +121,14 @@ class ModbusSource:
     def __init__(
         self, device: Device, profile: ModbusProfile, reader: RegisterReader, *,
         owned_link: Connectable | None = None, backoff: Backoff | None = None,
+        timeout_s: float | None = None, retries: int | None = None,
     ) -> None:
         self.device = device
         self.profile = profile
         self.unit = device.unit
+        self.timeout_s = device.timeout_s if timeout_s is None else timeout_s
+        self.retries = device.retries if retries is None else retries
+        self.counters: Counter[str] = Counter(dict.fromkeys(MODBUS_COUNTERS, 0))
         self._reader = reader
         # A TCP device owns its link; a bus device shares the bus's link, which the runner closes.
         self._owned_link = owned_link
@@ -76,6 +137,9 @@ class ModbusSource:
         self._backoff = backoff or Backoff(base=device.interval_s, cap=max(device.interval_s, 300.0))
         self._retry_at = 0.0
         self._last_reason = ""
+
+    def driver_counters(self) -> dict[str, int]:
+        return dict(self.counters)
 
     async def connect(self) -> None:
         if self._owned_link is not None:
@@ -93,7 +157,10 @@ class ModbusSource:
         by_index: dict[int, SourceReading] = {}
         for block in self.blocks:
             try:
-                words = await self._reader.read(block.kind, block.address, block.count, self.unit)
+                words = await read_with_retries(
+                    self._reader, block.kind, block.address, block.count, self.unit,
+                    answer_timeout_s=self.timeout_s, retries=self.retries, counters=self.counters,
+                )
             except LinkError:
                 raise
             except DeviceError as err:
@@ -115,16 +182,16 @@ class ModbusSource:
         return [by_index[i] for i in range(len(self._spans))]
 
 
-def modbus_source_for(device: Device, profile: ModbusProfile, bus: RegisterReader | None) -> ModbusSource:
+def modbus_source_for(device: Device, profile: ModbusProfile, bus: SharedLine | None) -> ModbusSource:
     """Wire a device to its link: a shared bus, or a TCP link of its own."""
     if device.bus is not None:
         if bus is None:
             raise ValueError(f"device {device.id!r} is on bus {device.bus!r}, but no bus was given")
-        return ModbusSource(device, profile, bus)
+        timeout_s, retries = request_timing(device, bus.config)
+        return ModbusSource(device, profile, bus, timeout_s=timeout_s, retries=retries)
     if device.tcp is not None:
         link = ModbusLink.tcp(
-            device.tcp.host, device.tcp.port, timeout=device.timeout_s, retries=device.retries,
-            transport=device.tcp.transport,
+            device.tcp.host, device.tcp.port, timeout=device.timeout_s, transport=device.tcp.transport,
         )
         return ModbusSource(device, profile, link, owned_link=link)
     if device.serial is not None:
@@ -132,7 +199,7 @@ def modbus_source_for(device: Device, profile: ModbusProfile, bus: RegisterReade
         # A Modbus device alone on its serial port: a bus of one, without the lock.
         link = ModbusLink.serial(
             s.port, baudrate=s.baudrate, bytesize=s.bytesize, parity=s.parity, stopbits=s.stopbits,
-            timeout=device.timeout_s, retries=device.retries,
+            timeout=device.timeout_s,
         )
         return ModbusSource(device, profile, link, owned_link=link)
     raise ValueError(f"device {device.id!r} has no link")

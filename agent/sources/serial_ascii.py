@@ -19,7 +19,7 @@ import serial
 from agent.codec.frames import FieldValue, Framer, frame_parser
 from agent.config import Device, SerialLink
 from agent.profiles import SerialProfile
-from agent.sources.base import DeviceError, LinkError, SourceReading
+from agent.sources.base import SERIAL_ASCII_COUNTERS, DeviceError, LinkError, SourceReading
 from roadpulse.backoff import Backoff
 from roadpulse.wire import Quality
 
@@ -59,6 +59,12 @@ class SerialAsciiSource:
     def counters(self) -> Counter[str]:
         """Frames seen, and frames skipped by reason (garbage, overlong, checksum, parse, ...)."""
         return self.framer.counters + self.parser.counters
+
+    def driver_counters(self) -> dict[str, int]:
+        """The counters under their stable names (agent.sources.base.SERIAL_ASCII_COUNTERS)."""
+        seen = self.counters
+        return {name: seen[name.removeprefix("frames_") if name != "frames_received" else "frames"]
+                for name in SERIAL_ASCII_COUNTERS}
 
     # ---- port life
 

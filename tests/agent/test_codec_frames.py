@@ -110,6 +110,12 @@ def test_regex_parser_with_scale_and_invalid() -> None:
     assert parser.parse(b"L1 F=12 V=9999")["speed"].reason == "invalid"
 
 
+def test_number_too_large_for_a_float_is_invalid_not_infinity() -> None:
+    parser = frame_parser("keyvalue", _fields(("air_temp", "Ta", "float"), ("rh", "Ua", "float")), None)
+    values = parser.parse(b"0R2,Ta=1e999C,Ua=-1e999P")
+    assert {(v.value, v.reason) for v in values.values()} == {(None, "invalid")}
+
+
 @pytest.mark.parametrize(
     ("frame", "counter"),
     [(b"\xff\xfe\x00junk", "garbage"), (b"$IIMWV,271.0,R,000.2,N,A*00", "checksum"), (b"$GPGGA,1*4B", "unmatched")],

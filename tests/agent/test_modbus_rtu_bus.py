@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 from known_registers import PROFILES
@@ -13,9 +15,11 @@ from agent.bus import SerialBus
 from agent.catalog import DeviceEntry
 from agent.config import Bus, Device, SerialLink
 from agent.profiles import ModbusProfile, load_profile
+from agent.schedule import DeviceStats, poll_forever
 from agent.sources import create_source
 from agent.sources.base import DeviceError, LinkError, Source, SourceReading
-from roadpulse.wire import Quality
+from agent.sources.modbus import ModbusSource
+from roadpulse.wire import Quality, Reading
 
 pytestmark = pytest.mark.slow
 
@@ -119,5 +123,107 @@ def test_unplugged_adapter_is_a_link_error() -> None:
         finally:
             bus.close()
             peer.close()
+
+    asyncio.run(main())
+
+
+class TimedSource:
+    """Wraps a source to record how long each poll took; passes its counters through."""
+
+    def __init__(self, source: ModbusSource) -> None:
+        self.source = source
+        self.durations: list[float] = []
+
+    async def connect(self) -> None:
+        await self.source.connect()
+
+    async def read(self) -> list[SourceReading]:
+        started = time.monotonic()
+        try:
+            return await self.source.read()
+        finally:
+            self.durations.append(time.monotonic() - started)
+
+    async def close(self) -> None:
+        await self.source.close()
+
+    def driver_counters(self) -> dict[str, int]:
+        return self.source.driver_counters()
+
+
+DEAD_TIMEOUT = 0.4
+
+
+def test_a_dead_slave_delays_healthy_polls_by_at_most_its_timeout() -> None:
+    """Retries are ours, one attempt per turn: healthy slaves' requests go between a dead slave's attempts."""
+
+    async def main() -> None:
+        peer = RtuPeer({1: _weather(503, -25), 2: FakeSlave(silent=True), 3: _weather(400, 100)}, reply_delay=0.01)
+        # The bus says 0.3 s and one retry; the dead device sets its own, which must win.
+        bus = SerialBus(Bus(id="line1", serial=SerialLink(port=peer.path, baudrate=19200), pause_ms=20,
+                            timeout_s=0.3, retries=1))
+        profile = load_profile("small_rtu", [PROFILES])
+        assert isinstance(profile, ModbusProfile)
+        devices = {
+            2: Device(id="dead", profile="small_rtu", bus="line1", unit=2, interval_s=30.0,
+                      timeout_s=DEAD_TIMEOUT, retries=2),
+            1: Device(id="wx1", profile="small_rtu", bus="line1", unit=1, interval_s=0.25),
+            3: Device(id="wx3", profile="small_rtu", bus="line1", unit=3, interval_s=0.25),
+        }
+        sources: dict[int, TimedSource] = {}
+        for unit, device in devices.items():
+            source = create_source(DeviceEntry(device, profile, {"humidity": 0, "air_temp": 1}), bus=bus)
+            assert isinstance(source, ModbusSource)
+            sources[unit] = TimedSource(source)
+        emitted: dict[int, list[Reading]] = {u: [] for u in devices}
+        stats = {u: DeviceStats() for u in devices}
+
+        def emitter(unit: int) -> Callable[[list[Reading]], Awaitable[None]]:
+            async def emit(readings: list[Reading]) -> None:
+                emitted[unit].extend(readings)
+            return emit
+
+        try:
+            await bus.link.connect()  # opening the port is not part of any poll's delay
+            async with asyncio.TaskGroup() as tg:
+                # The dead slave's poll is created first, so its first attempt holds the line when the others start.
+                tasks = [tg.create_task(poll_forever(DeviceEntry(devices[u], profile, {"humidity": 0, "air_temp": 1}),
+                                                     sources[u], emitter(u), bus_lock=None, stats=stats[u]),
+                                        name=f"poll[{devices[u].id}]") for u in devices]
+                await asyncio.sleep(2.0)
+                for task in tasks:
+                    task.cancel()
+        finally:
+            for source in sources.values():
+                await source.close()
+            bus.close()
+            peer.close()
+
+        # The dead slave: one poll of three attempts, each its own timeout (not the bus's), all readings bad.
+        assert sources[2].source.timeout_s == DEAD_TIMEOUT
+        assert sources[2].source.retries == 2
+        assert peer.slaves[2].requests == 3
+        assert {(r.quality, r.reason) for r in emitted[2]} == {(Quality.BAD, "timeout")}
+        assert stats[2].errors == 1
+        counters = stats[2].driver_counters
+        assert (counters["modbus_requests"], counters["modbus_retries"], counters["modbus_timeouts"]) == (3, 2, 3)
+        assert sources[2].durations[0] >= 3 * DEAD_TIMEOUT * 0.9
+        dead_at = [t for (unit, *_), t in zip(peer.log, peer.request_times, strict=False) if unit == 2]
+        assert all(b - a >= DEAD_TIMEOUT * 0.9 for a, b in itertools.pairwise(dead_at))
+        # Other slaves were served between the dead slave's attempts: the line is released between retries.
+        between = [unit for (unit, *_), t in zip(peer.log, peer.request_times, strict=False)
+                   if dead_at[0] < t < dead_at[-1] and unit != 2]
+        assert set(between) == {1, 3}
+
+        # Healthy slaves: every reading good, and no poll waited more than one dead attempt (plus margin).
+        for unit, (rh, temp) in {1: (50.3, -2.5), 3: (40.0, 10.0)}.items():
+            assert stats[unit].errors == 0
+            assert stats[unit].polls >= 3
+            assert {(r.quality, r.reason) for r in emitted[unit]} == {(Quality.GOOD, "")}
+            values = sorted({r.value for r in emitted[unit] if isinstance(r.value, float)})
+            assert values == pytest.approx(sorted([rh, temp]))
+            assert max(sources[unit].durations) < DEAD_TIMEOUT + 0.3, sources[unit].durations
+            assert stats[unit].driver_counters["modbus_timeouts"] == 0
+        assert peer.overlaps == 0
 
     asyncio.run(main())

@@ -15,7 +15,7 @@ from agent.catalog import DeviceEntry
 from agent.config import Device, SerialLink
 from agent.profiles import SerialProfile, load_profile
 from agent.sources import create_source
-from agent.sources.base import DeviceError, LinkError
+from agent.sources.base import SERIAL_ASCII_COUNTERS, DeviceError, LinkError
 from agent.sources.serial_ascii import SerialAsciiSource
 from roadpulse.wire import Quality
 
@@ -108,6 +108,11 @@ def test_free_running_nmea_keeps_the_latest_values_and_skips_bad_checksums() -> 
             assert readings["pitch"].value == pytest.approx(-64.437)
             assert source.counters["checksum"] == 1
             assert source.counters["garbage"] == 1
+            # The same under the stable names that DeviceStats.driver_counters (and health) carry.
+            counted = source.driver_counters()
+            assert list(counted) == list(SERIAL_ASCII_COUNTERS)
+            assert (counted["frames_received"], counted["frames_parsed"], counted["frames_checksum"],
+                    counted["frames_garbage"], counted["frames_overlong"]) == (5, 3, 1, 1, 0)
             # Nothing new since: the next read waits for a frame, then fills what arrived.
             loop = asyncio.get_running_loop()
             loop.call_later(0.05, os.write, master, b"$IIMWV,272.0,R,000.3,N,A*39\r\n")

@@ -19,6 +19,7 @@ import threading
 import tty
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from known_registers import PROFILES, all_types_profile, expected_values
@@ -235,3 +236,44 @@ def test_scan_and_probe_over_a_serial_line(capsys: pytest.CaptureFixture[str]) -
         assert (code, json.loads(out)["error"]) == (1, "timeout")
     code, out = run(["scan", "modbus", "--serial", "/dev/does-not-exist", "--units", "1", "--json"], capsys)
     assert (code, json.loads(out)["error"]) == (1, "link")
+
+
+def _strict_json(line: str) -> Any:
+    """json.loads accepts bare NaN; a consumer like jq or Go does not."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_nan_is_null_with_a_reason_and_valid_json(capsys: pytest.CaptureFixture[str]) -> None:
+    slaves = {1: FakeSlave(holding={0: 0x7FC0, 1: 0x0000, 2: 0x7F80, 3: 0x0000})}  # float32 NaN, +inf
+    with rtu_line(slaves) as path:
+        code, out = run(["probe", "modbus", "--serial", path, "--address", "0", "--type", "float32", "--json"],
+                        capsys)
+        assert (code, _strict_json(out)) == (0, {"value": None, "quality": "bad", "reason": "invalid",
+                                                 "raw": "nan"})
+        code, out = run(["probe", "modbus", "--serial", path, "--address", "2", "--type", "float32", "--json"],
+                        capsys)
+        assert _strict_json(out)["raw"] == "inf"
+        code, out = run(["probe", "modbus", "--serial", path, "--address", "0", "--count", "4", "--json"], capsys)
+        rows = _strict_json(out)["decodings"]
+        assert {"type": "float32", "order": "ABCD", "value": None, "quality": "bad", "reason": "invalid",
+                "raw": "nan"} in rows
+        assert all(r["value"] is not None or r["reason"] == "invalid" for r in rows)
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_output_into_a_closed_pipe_exits_quietly(server_port: int, as_json: bool) -> None:
+    """`roadpulse agent probe ... | head -1`: no BrokenPipe traceback, the exit status of a SIGPIPE'd tool."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line: deterministic, unlike a real `head`
+    argv = [sys.executable, "-m", "roadpulse.cli", "agent", "probe", "modbus", "--host", "127.0.0.1",
+            "--port", str(server_port), "--address", "0", "--count", "8"] + (["--json"] if as_json else [])
+    try:
+        done = subprocess.run(argv, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=30, check=False)
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == 141
