@@ -214,10 +214,11 @@ async def _probe(args: argparse.Namespace) -> int:
         _print({"registers": registers,
                 "decodings": [{"type": t, "order": o, **_json_value(v)} for t, o, v in rows]}, True)
         return EXIT_OK
+    print(f"{'kind':<8} {'addr':>5}  {'uint':>5}  {'hex':<6}  {'int':>6}  bits")
     for i, reg in enumerate(registers):
-        print(f"{kind} {args.address + i:>5}  {reg:>5}  0x{reg:04X}  {reg - 65536 if reg > 32767 else reg:>6}  "
+        print(f"{kind:<8} {args.address + i:>5}  {reg:>5}  0x{reg:04X}  {reg - 65536 if reg > 32767 else reg:>6}  "
               f"{reg:016b}")
-    print()
+    print(f"\n{'type':<8} {'order':<9} value   (pass --type and --order to read one)")
     for type_, order, value in rows:
         print(f"{type_:<8} {order:<9} {value!r}")
     return EXIT_OK
