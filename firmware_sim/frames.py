@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import reduce
+
+from agent.profiles import FrameField, SerialProfile
+from firmware_sim.registers import tidy
+from firmware_sim.truth import Served
 
 Value = int | float | bool | str | None
 
@@ -54,6 +59,12 @@ def vaisala_frame(address: str, message: str, fields: Sequence[tuple[str, Value]
     return f"{address}R{message},{body}\r\n"
 
 
+def vaisala_texts(line: str) -> dict[str, str]:
+    """Each field's text as it stands in a frame, unit character included: `{"Ta": "16.0C", "Dn": "000#"}`."""
+    items = line.strip().split(",")[1:]
+    return {key: text for key, sep, text in (item.partition("=") for item in items) if sep}
+
+
 def vaisala_keys(message: str, profile_keys: Sequence[str]) -> list[str]:
     """Keys a poll answers, in the profile's order; 0 is the composite (every profile key)."""
     if message == "0":
@@ -88,10 +99,14 @@ def wind_sentences(talker: str, values: Mapping[str, Value], clock: float) -> li
 
     Field indexes the profile uses, counted from 1 after the sentence name:
     MWV.1 angle, MWV.3 speed (m/s); XDR.2 temperature, XDR.6 pressure, XDR.10 humidity;
-    ZDA.1 device time of day.
+    ZDA.1 device time of day. An empty field means no value. MWV's status is V
+    only when there is no speed (then the angle is empty too): in calm air the
+    angle alone is empty and the speed stays valid, status A.
     """
     direction, speed = values.get("wind_dir"), values.get("wind_speed")
-    status = "A" if direction is not None and speed is not None else "V"
+    if speed is None:
+        direction = None
+    status = "A" if speed is not None else "V"
     mwv = f"{talker}MWV,{_num(direction, '{:05.1f}')},T,{_num(speed, '{:05.1f}')},M,{status}"
     pressure = values.get("pressure")
     bar = None if pressure is None or isinstance(pressure, str) else float(pressure) / 1000
@@ -104,12 +119,63 @@ def wind_sentences(talker: str, values: Mapping[str, Value], clock: float) -> li
     return [nmea_sentence(mwv), nmea_sentence(xdr), nmea_sentence(zda)]
 
 
+def nmea_texts(sentence: str) -> dict[str, str]:
+    """Each field's text keyed "<sentence>.<index>" as profiles name them: `{"MWV.1": "271.0", ...}`."""
+    parts = sentence.strip().lstrip("$").split("*")[0].split(",")
+    name = parts[0][-3:]
+    return {f"{name}.{i}": text for i, text in enumerate(parts[1:], start=1)}
+
+
 def nmea_field(sentences: Sequence[str], key: str) -> str | None:
     """Look up "<sentence>.<index>" in emitted sentences: what a parser of the profile sees."""
-    name, _, index = key.partition(".")
+    name = key.partition(".")[0]
     for sentence in sentences:
-        parts = sentence.strip().lstrip("$").split("*")[0].split(",")
-        if parts[0][-3:] == name:
-            i = int(index)
-            return parts[i] if i < len(parts) else None
+        if sentence.strip().lstrip("$").split(",")[0][-3:] == name:
+            return nmea_texts(sentence).get(key)
     return None
+
+
+def field_value(text: str, fld: FrameField) -> Value:
+    """What a correct decoder reports for one field's text as sent.
+
+    The unit character goes (`16.0C` is 16.0), scale and offset apply, and a
+    Vaisala `#` mark, an empty NMEA field or a profile sentinel mean no value.
+    """
+    if not text or text.endswith("#"):
+        return None
+    if fld.type == "str":
+        return text
+    if fld.type == "bool":
+        return text.lower() in ("1", "true", "on", "yes", "a")
+    number = float(text[:-1] if text[-1].isalpha() else text)
+    if number in fld.invalid or not math.isfinite(number):
+        return None
+    if fld.type == "int" and fld.scale == 1.0 and fld.offset == 0.0:
+        return int(number)
+    scaled = tidy(number * fld.scale + fld.offset)
+    return round(scaled) if fld.type == "int" else scaled
+
+
+def served(fld: FrameField, text: str) -> Served:
+    """(point, text as sent, decoded value) for the truth file."""
+    return (fld.name, text, field_value(text, fld))
+
+
+def vaisala_answer(
+    profile: SerialProfile, values: Mapping[str, Value], address: str, message: str
+) -> tuple[str, list[Served]]:
+    """The answer to `<address>R<message>` and the points it carries, as sent."""
+    keys = vaisala_keys(message, [f.key for f in profile.fields])
+    by_key = {f.key: f for f in profile.fields}
+    line = vaisala_frame(address, message, [(k, values.get(by_key[k].name)) for k in keys])
+    texts = vaisala_texts(line)
+    return line, [served(by_key[k], texts[k]) for k in keys]
+
+
+def nmea_answer(profile: SerialProfile, values: Mapping[str, Value], clock: float) -> list[tuple[str, list[Served]]]:
+    """One interval's sentences, each with the profile points it carries, as sent."""
+    out = []
+    for line in wind_sentences("WI", values, clock):
+        texts = nmea_texts(line)
+        out.append((line, [served(f, texts[f.key]) for f in profile.fields if f.key in texts]))
+    return out

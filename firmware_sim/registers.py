@@ -7,6 +7,7 @@ only disagree if a codec is wrong, which the interop tests then catch.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -122,19 +123,45 @@ def saturate(value: Value, reg: Register) -> Value:
 
 
 def decode(words: list[int], reg: Register) -> float | int | str | bool:
-    """Words back to the raw value (tests and the truth file's raw column)."""
+    """Words back to the raw value, as a master reads them (before scale and offset)."""
     data = b"".join(w.to_bytes(2, "big") for w in words)
     if reg.type in ("bool", "bit"):
         return bool(words[0] >> (reg.bit or 0) & 1) if reg.type == "bit" else bool(words[0])
     if reg.type == "string":
-        return data.rstrip(b"\0").decode("ascii", "replace")
+        # Text ends at the first NUL; trailing blanks are padding.
+        return data.split(b"\0", 1)[0].decode("ascii", "replace").rstrip(" ")
     value: float | int = struct.unpack(_STRUCT[reg.type], reorder(data, reg.order))[0]
     return value
 
 
+def tidy(value: float) -> float:
+    """Drop binary noise from scaling (557 × 0.01 = 5.57 exactly, not 5.570000000000001)."""
+    return float(f"{value:.15g}")
+
+
+def engineering(raw: float | int | str | bool, reg: Register) -> Value:
+    """What a correct decoder reports for a raw register value: raw × scale + offset, None for a sentinel.
+
+    Sentinels are compared with the raw value, before scaling. An integer with
+    scale 1 and offset 0 stays an integer.
+    """
+    if isinstance(raw, bool | str):
+        return raw
+    if raw in reg.invalid or (isinstance(raw, float) and not math.isfinite(raw)):
+        return None
+    if reg.scale == 1.0 and reg.offset == 0.0:
+        return raw
+    return tidy(raw * reg.scale + reg.offset)
+
+
 @dataclass(frozen=True, slots=True)
 class Image:
-    """A device's register contents at one instant, plus which point lives where."""
+    """A device's register contents at one instant, plus which point lives where.
+
+    `raw` is each point's value as its registers hold it (after saturation and
+    rounding to the register's resolution); `values` is what decoding those
+    registers gives, so the truth file says exactly what a master can read.
+    """
 
     words: dict[RegisterKey, int]
     raw: dict[str, float | int | str | bool]
@@ -147,6 +174,10 @@ class Image:
             for r in profile.registers
             if r.kind == kind and start <= r.address and r.address + word_count(r) <= start + count
         ]
+
+    def served(self, profile: ModbusProfile, kind: str, start: int, count: int) -> list[tuple[str, Value, Value]]:
+        """(point, raw, value) of the points one read carried, for the truth file."""
+        return [(name, self.raw[name], self.values[name]) for name in self.points_in(profile, kind, start, count)]
 
 
 def build_image(profile: ModbusProfile, values: Mapping[str, Value]) -> Image:
@@ -161,7 +192,7 @@ def build_image(profile: ModbusProfile, values: Mapping[str, Value]) -> Image:
             key = (reg.kind, reg.address + i)
             # Bit points share a register: OR them together.
             words[key] = words.get(key, 0) | word if reg.type == "bit" else word
-    return Image(words, raw, {r.name: values.get(r.name) for r in profile.registers})
+    return Image(words, raw, {r.name: engineering(raw[r.name], r) for r in profile.registers})
 
 
 def block_end(profile: ModbusProfile, kind: str) -> int:

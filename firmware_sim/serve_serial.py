@@ -16,13 +16,14 @@ import struct
 import termios
 import tty
 
+from agent.profiles import ModbusProfile, SerialProfile
 from firmware_sim.clock import SimClock
 from firmware_sim.device import SimDevice
 from firmware_sim.faults import PROTOCOL_FAULTS, mutate_line, mutate_rtu
-from firmware_sim.frames import vaisala_frame, vaisala_keys, wind_sentences
+from firmware_sim.frames import nmea_answer, vaisala_answer
 from firmware_sim.modbus import answer, rtu_response, split_rtu
 from firmware_sim.registers import Image
-from firmware_sim.truth import TruthWriter
+from firmware_sim.truth import Served, TruthWriter
 
 log = logging.getLogger("firmware_sim.serial")
 # Unread bytes a free-running device lets pile up before the line drops them (nobody listening).
@@ -139,15 +140,10 @@ def _record(
     clock: SimClock,
     t: float,
 ) -> None:
-    from agent.profiles import ModbusProfile
-
     if isinstance(device.profile, ModbusProfile):
-        points = image.points_in(device.profile, *read)
         truth.record(
             device.id,
-            points,
-            image.values,
-            image.raw,
+            image.served(device.profile, *read),
             sim_time=device.start_epoch + t,
             wall_time=clock.wall(),
             faults=faults,
@@ -173,17 +169,11 @@ class AsciiDevice:
                 return mutate_line(line, fault, device.plan.seed, device.id, self._frames)
         return line.encode("ascii")
 
-    def vaisala(self, message: str, t: float) -> tuple[str, list[str]]:
-        """The answer to `0R<message>` and the point names it carries."""
-        from agent.profiles import SerialProfile
-
+    def vaisala(self, message: str, t: float) -> tuple[str, list[Served]]:
+        """The answer to `0R<message>` and the points it carries, as sent."""
         profile = self.device.profile
         assert isinstance(profile, SerialProfile)
-        snap = self.device.snapshot(t)
-        keys = vaisala_keys(message, [f.key for f in profile.fields])
-        by_key = {f.key: f.name for f in profile.fields}
-        fields = [(k, snap.values.get(by_key[k])) for k in keys]
-        return vaisala_frame(self.address, message, fields), [by_key[k] for k in keys]
+        return vaisala_answer(profile, self.device.snapshot(t).values, self.address, message)
 
     async def run_polled(self) -> None:
         while True:
@@ -194,7 +184,7 @@ class AsciiDevice:
                 continue
             if command == "?":
                 reply = f"{self.address}\r\n"
-                points: list[str] = []
+                points: list[Served] = []
             elif len(command) == 3 and command[0] == self.address and command[1] == "R" and command[2] in "01235":
                 reply, points = self.vaisala(command[2], t)
             else:
@@ -209,8 +199,6 @@ class AsciiDevice:
                 self.truth.record(
                     self.device.id,
                     points,
-                    snap.values,
-                    snap.values,
                     sim_time=self.device.start_epoch + t,
                     wall_time=self.clock.wall(),
                     faults=snap.faults,
@@ -228,34 +216,34 @@ class AsciiDevice:
             await asyncio.sleep(max(0.001, self.clock.wall_delay(next_t - self.clock.now())))
 
     def _emit(self, t: float) -> None:
-        from agent.profiles import SerialProfile
-
         snap = self.device.snapshot(t)
         profile = self.device.profile
         assert isinstance(profile, SerialProfile)
+        served: list[Served] = []
         if profile.parser == "nmea":
-            lines = wind_sentences("WI", snap.values, self.device.clock(t))
+            for line, points in nmea_answer(profile, snap.values, self.device.clock(t)):
+                if self._send(line, t):
+                    served += points  # each sentence stands alone: a corrupted one loses only its fields
         else:
-            lines = [self.vaisala("0", t)[0]]
-        intact = True
-        for line in lines:
-            data = self._faulted(line, t)
-            if data is None:
-                intact = False
-                continue
-            intact = intact and data == line.encode("ascii")
-            self.pty.write(data)
-        if intact:
-            points = [f.name for f in profile.fields if f.name in snap.values]
+            line, points = self.vaisala("0", t)
+            if self._send(line, t):
+                served = points
+        if served:
             self.truth.record(
                 self.device.id,
-                points,
-                snap.values,
-                snap.values,
+                served,
                 sim_time=self.device.start_epoch + t,
                 wall_time=self.clock.wall(),
                 faults=snap.faults,
             )
+
+    def _send(self, line: str, t: float) -> bool:
+        """Write one line, faults applied; True when it went out intact."""
+        data = self._faulted(line, t)
+        if data is None:
+            return False
+        self.pty.write(data)
+        return data == line.encode("ascii")
 
     def close(self) -> None:
         self.pty.close()

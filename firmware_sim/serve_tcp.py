@@ -87,12 +87,9 @@ class ModbusTcpServer:
             mutated = mutate_pdu_tcp(response, fault, *key)
             return None if mutated is None else tcp_response(header, mutated)
         if not response[0] & 0x80 and count and isinstance(device.profile, ModbusProfile):
-            points = image.points_in(device.profile, kind, start, count)
             self.truth.record(
                 device.id,
-                points,
-                image.values,
-                image.raw,
+                image.served(device.profile, kind, start, count),
                 sim_time=device.start_epoch + t,
                 wall_time=self.clock.wall(),
                 faults=snap.faults,

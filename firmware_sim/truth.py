@@ -1,18 +1,23 @@
 """The ground-truth file: one JSON line per value the simulator served or emitted.
 
 Tests compare what reached the database against it. A line holds the device,
-the profile point, the raw value on the wire, the engineering value, whether it
-was sent as an invalid sentinel, simulated time (Unix s) and wall time (Unix s).
+the profile point, `raw` (what is on the wire: the register value after byte
+order, or the field's text in an ASCII frame), `value` (what a correct decoder
+gets from exactly that: scale, offset, the register's or the frame's rounding
+and units applied; null for an invalid sentinel), `invalid`, simulated time
+(Unix s) and wall time (Unix s).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
 Value = int | float | bool | str | None
+# One point as served: (point name, raw as on the wire, decoded engineering value).
+Served = tuple[str, Any, Value]
 
 
 class TruthWriter:
@@ -25,9 +30,7 @@ class TruthWriter:
     def record(
         self,
         device_id: str,
-        points: Iterable[str],
-        values: Mapping[str, Value],
-        raw: Mapping[str, Any],
+        served: Iterable[Served],
         *,
         sim_time: float,
         wall_time: float,
@@ -36,12 +39,11 @@ class TruthWriter:
         if self._fh is None:
             return
         fault_list = list(faults)
-        for name in points:
-            value = values.get(name)
+        for name, raw, value in served:
             row = {
                 "device_id": device_id,
                 "point": name,
-                "raw": raw.get(name),
+                "raw": raw,
                 "value": value,
                 "invalid": value is None,
                 "sim_time": round(sim_time, 3),

@@ -114,5 +114,9 @@ def test_wind_sentences_carry_profile_keys() -> None:
     assert frames.nmea_field(lines, "MWV.3") == "000.2"
     assert frames.nmea_field(lines, "XDR.6") == "1.0132"
     assert frames.nmea_field(lines, "ZDA.1") == "225205.50"
+    # Calm air: no angle, the speed is still valid.
     calm = frames.wind_sentences("WI", {"wind_dir": None, "wind_speed": 0.1}, 0)
-    assert calm[0].startswith("$WIMWV,,T,000.1,M,V*")
+    assert calm[0].startswith("$WIMWV,,T,000.1,M,A*")
+    # No speed (warming up): both empty, status V.
+    warming = frames.wind_sentences("WI", {"wind_dir": 90.0, "wind_speed": None}, 0)
+    assert warming[0].startswith("$WIMWV,,T,,M,V*")
