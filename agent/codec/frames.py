@@ -157,7 +157,8 @@ def parse_nmea(text: str) -> Fields:
     if len(address) < 3:
         raise FrameError("parse", f"bad address {address!r}")
     kind = address[2:] if len(address) >= 5 else address
-    return {f"{kind}.{i}": value for i, value in enumerate(parts[1:], start=1)}
+    # An empty NMEA field is the talker's way of saying "no value": invalid, not unparseable.
+    return {f"{kind}.{i}": (value or None) for i, value in enumerate(parts[1:], start=1)}
 
 
 # ---- field extraction: raw text -> typed value with the unit letter removed.

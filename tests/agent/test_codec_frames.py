@@ -125,3 +125,14 @@ def test_unusable_frames_are_counted_and_skipped(frame: bytes, counter: str) -> 
     assert parser.parse(frame) == {}
     assert sum(parser.counters.values()) == 1
     assert parser.counters[counter] == 1
+
+
+def test_empty_nmea_field_is_invalid_not_a_parse_error() -> None:
+    body = "WIMWV,,R,,N,V"
+    sentence = f"${body}*{nmea_checksum(body):02X}".encode()
+    parser = frame_parser("nmea", _fields(("wind_dir", "MWV.1", "float"), ("wind_speed", "MWV.3", "float")), None)
+    values = parser.parse(sentence)
+    assert {name: (v.value, v.reason) for name, v in values.items()} == {
+        "wind_dir": (None, "invalid"),
+        "wind_speed": (None, "invalid"),
+    }
