@@ -1,0 +1,290 @@
+"""The agent's MQTT session: birth, death, QoS 1 delivery out of the durable queue, rebirth.
+
+One connection at a time, in a plain reconnect loop with roadpulse.backoff:
+
+- the death is the MQTT will (`clean: false`) and is published with `clean: true` on
+  shutdown; the birth is published retained after every (re)connect and on `rebirth`;
+- a record leaves the queue only when `publish` returns, i.e. when the PUBACK arrived;
+- records committed since this connection came up are *live* and go first; older ones
+  are the *backlog*, replayed oldest-first through a token bucket so that hours of backlog
+  never delay live data and never flood a thin 4G link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+import aiomqtt
+
+from agent.config import MqttConfig
+from agent.queue.base import DurableQueue, Record, Tx
+from roadpulse.backoff import Backoff
+from roadpulse.wire import Command, Topics, WireError, decode
+
+log = logging.getLogger(__name__)
+ACK_TIMEOUT_S = 10.0
+# Messages awaiting their PUBACK at once (paho's own window is 20, the shipped broker's 100).
+IN_FLIGHT = 8
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    """`rate` tokens per second, at most `burst` saved up. Pure: time is passed in."""
+
+    rate: float
+    burst: float
+    _tokens: float = 0.0
+    _at: float | None = None
+
+    def _fill(self, now: float) -> None:
+        if self._at is None:
+            self._tokens = self.burst
+        else:
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+
+    def take(self, now: float) -> bool:
+        self._fill(now)
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+    def wait_time(self, now: float) -> float:
+        self._fill(now)
+        return max(0.0, (1.0 - self._tokens) / self.rate)
+
+
+@dataclass(slots=True)
+class PublishStats:
+    connected: bool = False
+    connects: int = 0
+    reconnects: int = 0
+    messages_published: int = 0
+    messages_replayed: int = 0
+    readings_acked: int = 0
+    births: int = 0
+    rebirths: int = 0
+    bad_commands: int = 0
+    undecodable_records: int = 0
+    latency_ms: list[float] = field(default_factory=list)
+
+
+def client_options(config: MqttConfig, default_id: str) -> dict[str, object]:
+    """aiomqtt.Client keyword arguments from the config (secrets read from file or environment)."""
+    url = urlparse(config.url)
+    tls = url.scheme == "mqtts"
+    options: dict[str, object] = {
+        "hostname": url.hostname or "127.0.0.1",
+        "port": url.port or (8883 if tls else 1883),
+        "identifier": config.client_id or default_id,
+        "keepalive": config.keepalive_s,
+        # Sparkplug's lesson: store-and-forward lives in the application, not in the session.
+        "clean_session": True,
+        "timeout": ACK_TIMEOUT_S,
+    }
+    if config.username:
+        options["username"] = config.username
+        if config.password_file:
+            options["password"] = config.password_file.read_text().strip()
+        elif config.password_env:
+            options["password"] = os.environ.get(config.password_env, "")
+    if tls:
+        t = config.tls
+        options["tls_params"] = aiomqtt.TLSParameters(
+            ca_certs=str(t.ca_file) if t and t.ca_file else None,
+            certfile=str(t.cert_file) if t and t.cert_file else None,
+            keyfile=str(t.key_file) if t and t.key_file else None,
+        )
+        options["tls_insecure"] = bool(t and t.insecure)
+    return options
+
+
+class Publisher:
+    def __init__(
+        self,
+        config: MqttConfig,
+        topics: Topics,
+        queue: DurableQueue,
+        *,
+        birth: Callable[[], bytes],
+        death: Callable[[bool], bytes],
+        prepare: Callable[[Record, bool], bytes],
+        on_acked: Callable[[Record], None],
+        replay_per_s: float,
+        stats: PublishStats | None = None,
+        drain_s: float = 3.0,
+    ) -> None:
+        self._config = config
+        self._topics = topics
+        self._queue = queue
+        self._birth = birth
+        self._death = death
+        self._prepare = prepare
+        self._on_acked = on_acked
+        self._replay_per_s = replay_per_s
+        self._drain_s = drain_s
+        self.stats = stats or PublishStats()
+        self._wake = asyncio.Event()
+        self._client: aiomqtt.Client | None = None
+        # Log the link going down once per outage, not once per failed attempt.
+        self._down_logged = False
+
+    def notify(self) -> None:
+        """New committed records (or a stop request): wake the sender."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, deliver and reconnect until `stop`; then send what is live, a clean death, and leave."""
+        backoff = Backoff(cap=self._config.reconnect_max_s)
+        while not stop.is_set():
+            error: BaseException | None = None
+            try:
+                await self._session(stop, backoff)
+            except* (aiomqtt.MqttError, OSError) as group:
+                error = group.exceptions[0]
+            if error is None:
+                return
+            if not self._down_logged:
+                log.warning("mqtt link down", extra={"event": "link_down", "error": str(error)})
+                self._down_logged = True
+            self.stats.connected = False
+            await self._sleep_or_stop(backoff.next(), stop)
+
+    async def _sleep_or_stop(self, delay: float, stop: asyncio.Event) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await stop.wait()
+
+    async def _session(self, stop: asyncio.Event, backoff: Backoff) -> None:
+        will = aiomqtt.Will(self._topics.death, self._death(False), qos=1, retain=False)
+        client = aiomqtt.Client(will=will, **client_options(  # type: ignore[arg-type]
+            self._config, f"rp-agent-{self._topics.gateway}"))
+        async with client:
+            if self.stats.connects:
+                self.stats.reconnects += 1
+            self.stats.connects += 1
+            self.stats.connected = True
+            self._down_logged = False
+            log.info("mqtt link up", extra={"event": "link_up", "reconnects": self.stats.reconnects})
+            await client.subscribe(self._topics.cmd, qos=1)
+            await self._publish_birth(client)
+            backoff.reset()
+            # Whatever is committed from here on is live; everything before is backlog.
+            backlog_end = self._queue.next_id
+            self._client = client
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    commands = tg.create_task(self._listen(client), name="publisher.commands")
+                    await self._send(client, stop, backlog_end)
+                    commands.cancel()
+                await client.publish(self._topics.death, self._death(True), qos=1, timeout=5.0)
+                log.info("clean death published", extra={"event": "death"})
+            finally:
+                self._client = None
+                self.stats.connected = False
+
+    async def _publish_birth(self, client: aiomqtt.Client) -> None:
+        await client.publish(self._topics.birth, self._birth(), qos=1, retain=True)
+        self.stats.births += 1
+
+    async def _listen(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            if not message.topic.matches(self._topics.cmd):
+                continue
+            payload = message.payload
+            try:
+                if not isinstance(payload, bytes | bytearray):
+                    raise WireError("not-bytes")
+                command = decode(bytes(payload))
+            except WireError as err:
+                self.stats.bad_commands += 1
+                log.warning("bad command ignored", extra={"reason": err.reason})
+                continue
+            if isinstance(command, Command) and command.cmd == "rebirth":
+                log.info("rebirth requested", extra={"event": "rebirth", "reason": command.reason})
+                await self._publish_birth(client)
+                self.stats.rebirths += 1
+
+    async def _send(self, client: aiomqtt.Client, stop: asyncio.Event, backlog_end: int) -> None:
+        """Hand records to `_deliver`, up to IN_FLIGHT at once: on 4G a PUBACK takes a round trip."""
+        loop = asyncio.get_running_loop()
+        bucket = TokenBucket(self._replay_per_s, max(1.0, self._replay_per_s))
+        backlog_left = True
+        drain_until: float | None = None
+        slots = asyncio.Semaphore(IN_FLIGHT)
+        async with asyncio.TaskGroup() as deliveries:
+            while True:
+                if stop.is_set():
+                    drain_until = drain_until or loop.time() + self._drain_s
+                    if loop.time() >= drain_until:
+                        return
+                await slots.acquire()
+                tx = self._queue.begin(1, start=backlog_end)
+                replay = False
+                if not tx and backlog_left and not stop.is_set() and bucket.take(loop.time()):
+                    tx = self._queue.begin(1, stop=backlog_end)
+                    # Records staged before the connect commit later, below the boundary: look again on wake.
+                    backlog_left = bool(tx)
+                    replay = True
+                if tx:
+                    deliveries.create_task(self._deliver_in_slot(client, tx, replay, slots),
+                                           name=f"publisher.deliver[{tx.records[0].id}]")
+                    continue
+                slots.release()
+                if stop.is_set():
+                    return
+                self._wake.clear()
+                timeout = bucket.wait_time(loop.time()) if backlog_left else None
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
+                backlog_left = True
+
+    async def _deliver_in_slot(self, client: aiomqtt.Client, tx: Tx, replay: bool,
+                               slots: asyncio.Semaphore) -> None:
+        try:
+            await self._deliver(client, tx, replay)
+        finally:
+            slots.release()
+
+    async def _deliver(self, client: aiomqtt.Client, tx: Tx, replay: bool) -> None:
+        record = tx.records[0]
+        try:
+            payload = self._prepare(record, replay)
+        except WireError as err:
+            # CRC-valid but not protocol v1: nothing a retry could fix.
+            self.stats.undecodable_records += 1
+            log.error("undecodable queued record dropped", extra={"id": record.id, "reason": err.reason})
+            self._queue.end(tx, acked=True)
+            return
+        started = time.monotonic()
+        try:
+            await client.publish(self._topics.data, payload, qos=1, timeout=ACK_TIMEOUT_S)
+        except BaseException:
+            self._queue.end(tx, acked=False)
+            raise
+        self._queue.end(tx, acked=True)
+        self.stats.latency_ms.append((time.monotonic() - started) * 1000)
+        self.stats.messages_published += 1
+        self.stats.messages_replayed += replay
+        self.stats.readings_acked += record.weight
+        self._on_acked(record)
+
+    async def publish_health(self, topic: str, payload: bytes) -> bool:
+        """Best effort: health is about now, so it is not queued while the link is down."""
+        client = self._client
+        if client is None:
+            return False
+        try:
+            await client.publish(topic, payload, qos=1, timeout=ACK_TIMEOUT_S)
+        except aiomqtt.MqttError:
+            return False
+        return True
