@@ -139,6 +139,9 @@ class Mosquitto(_Process):
         shipped = (DEPLOY_DIR / "mosquitto.conf").read_text()
         conf.write_text(
             shipped
+            # Run as root keeps root: the `mosquitto` user cannot enter pytest's 0700 temp folders,
+            # and then neither its log nor its persistent sessions would be written.
+            + ("\nuser root" if os.geteuid() == 0 else "")
             + f"\nlistener {self.port} {self.host}\nallow_anonymous true\n"
             + f"persistence_location {self.data_dir}/\nlog_dest file {self._log()}\n"
             + "log_type error\nlog_type warning\nlog_type notice\n"

@@ -126,7 +126,9 @@ def test_every_reading_arrives_once_with_value_tags_and_time(
     for line in (tmp_path / "truth.jsonl").read_text().splitlines():
         row = json.loads(line)
         served.setdefault((row["device_id"], row["point"]), []).append(row["value"])
-    point_of = {alias: (entry.device.id, name) for entry in agent.catalog.devices for name, alias in entry.aliases.items()}
+    point_of = {
+        alias: (entry.device.id, name) for entry in agent.catalog.devices for name, alias in entry.aliases.items()
+    }
     checked = 0
     for reading in good:
         candidates = served.get(point_of[reading.alias], [])
