@@ -1,0 +1,112 @@
+"""The collector's TOML config. Validation opens no port; start-up and `config check` share it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from roadpulse.configfile import Strict, load_model
+
+
+def _relative_to_config(value: Path | None, info: ValidationInfo) -> Path | None:
+    if value is None or value.is_absolute():
+        return value
+    config_path = (info.context or {}).get("config_path")
+    base = Path(config_path).parent if config_path else Path.cwd()
+    return (base / value).resolve()
+
+
+class CollectorSection(Strict):
+    client_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    data_dir: Path
+    park_timeout_s: float = Field(default=10.0, gt=0)
+    gap_grace_s: float = Field(default=30.0, gt=0)
+    self_metrics_interval_s: float = Field(default=10.0, gt=0)
+
+    _data_dir = field_validator("data_dir")(_relative_to_config)
+
+
+class TlsSection(Strict):
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    _paths = field_validator("ca_file", "cert_file", "key_file")(_relative_to_config)
+
+
+class MqttSection(Strict):
+    url: str = Field(pattern=r"^mqtts?://[^:/]+(:\d+)?/?$")
+    topic_prefix: str = "rp/v1"
+    share_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-]+$")
+    username: str | None = None
+    password_file: Path | None = None
+    password_env: str | None = None
+    tls: TlsSection | None = None
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    keepalive_s: int = Field(default=30, ge=5)
+    # Unacked QoS 1 messages the broker may send us (MQTT 5 receive maximum); batches are sealed
+    # at half of it so the broker never stalls waiting for our acks. Mosquitto 2.0 honours a
+    # value above its max_inflight_messages; larger batches cost less CPU per reading.
+    receive_maximum: int = Field(default=1000, ge=2, le=65535)
+
+    _password = field_validator("password_file")(_relative_to_config)
+
+    @property
+    def host(self) -> str:
+        return self.url.split("://", 1)[1].rstrip("/").split(":")[0]
+
+    @property
+    def port(self) -> int:
+        rest = self.url.split("://", 1)[1].rstrip("/")
+        if ":" in rest:
+            return int(rest.rsplit(":", 1)[1])
+        return 8883 if self.url.startswith("mqtts") else 1883
+
+
+class InfluxSection(Strict):
+    url: str = Field(pattern=r"^https?://")
+    api: Literal["v1", "v2"] = "v1"
+    database: str = "roadpulse"
+    retention_policy: str | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    password_env: str | None = None
+    token_file: Path | None = None
+    token_env: str | None = None
+    org: str | None = None
+    bucket: str | None = None
+    gzip: bool = True
+    batch_max_lines: int = Field(default=10_000, ge=1)  # InfluxDB likes 5k-20k lines per POST
+    batch_max_age_s: float = Field(default=1.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    _secrets = field_validator("password_file", "token_file")(_relative_to_config)
+
+    @model_validator(mode="after")
+    def _v2_needs_target(self) -> InfluxSection:
+        if self.api == "v2" and not (self.org and self.bucket):
+            raise ValueError("api v2 needs org and bucket")
+        return self
+
+
+class SpoolSection(Strict):
+    max_bytes: int = Field(default=1 << 30, ge=1 << 16)
+
+
+class HttpSection(Strict):
+    listen: str | None = Field(default="127.0.0.1:9108", pattern=r"^[^:]*:\d+$")
+
+
+class CollectorConfig(Strict):
+    collector: CollectorSection
+    mqtt: MqttSection
+    influx: InfluxSection
+    spool: SpoolSection = SpoolSection()
+    http: HttpSection = HttpSection()
+
+
+def load_collector_config(path: Path | str) -> CollectorConfig:
+    """Raises roadpulse.configfile.ConfigError naming the file, the key and the reason."""
+    return load_model(path, CollectorConfig)

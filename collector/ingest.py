@@ -1,0 +1,215 @@
+"""From MQTT messages to sealed batches of line protocol, on the event loop, without awaiting.
+
+Every message gets an ack ticket; the ticket travels with the batch holding its lines (or
+with the batch sealed after its dead letter or birth was recorded) and is settled when that
+batch is durable. Data for an unknown boot or alias is parked, holding its ticket, while a
+rebirth is requested; it is decoded when the birth comes or dead-lettered as `no-birth`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import paho.mqtt.client as paho
+
+from collector.acks import AckLedger, Ticket
+from collector.births import BirthStore
+from collector.deadletter import DeadLetters
+from collector.decode import Decoded, Decoder, Kind
+from collector.metrics import Stats
+from collector.seqtrack import SeqTracker
+from roadpulse.wire import WireError, parse_topic
+
+log = logging.getLogger(__name__)
+
+REBIRTH_INTERVAL_S = 5.0
+MAX_PARKED = 10_000
+
+
+@dataclass(slots=True)
+class Batch:
+    chunks: list[str] = field(default_factory=list)
+    lines: int = 0
+    readings: int = 0
+    tickets: list[Ticket] = field(default_factory=list)
+    opened_at: float = 0.0
+
+
+@dataclass(slots=True)
+class _Parked:
+    gateway: str
+    boot: str
+    topic: str
+    kind: str
+    payload: bytes
+    ticket: Ticket
+    deadline: float
+
+
+@dataclass(slots=True)
+class IngestLimits:
+    batch_max_lines: int
+    batch_max_age_s: float
+    batch_max_messages: int  # half the receive window, so the broker never waits on our acks
+    park_timeout_s: float
+
+
+class Ingest:
+    def __init__(self, prefix: str, limits: IngestLimits, *, decoder: Decoder, births: BirthStore,
+                 dead: DeadLetters, seqs: SeqTracker, ledger: AckLedger, stats: Stats,
+                 request_rebirth: Callable[[str, str], None], seal: Callable[[Batch], None]) -> None:
+        self._prefix = prefix
+        self._limits = limits
+        self._decoder = decoder
+        self._births = births
+        self._dead = dead
+        self._seqs = seqs
+        self._ledger = ledger
+        self._stats = stats
+        self._request_rebirth = request_rebirth
+        self._seal_cb = seal
+        self._batch = Batch()
+        self._parked: list[_Parked] = []
+        self._last_rebirth: dict[str, float] = {}
+        self.closed = False
+
+    def on_message(self, message: paho.MQTTMessage) -> None:
+        if self.closed:  # shutting down: not acked, so the broker delivers it again next session
+            return
+        self._stats.messages_in += 1
+        ticket = self._ledger.arrive(message.mid, message.qos)
+        topic = message.topic
+        where = parse_topic(topic, self._prefix)
+        if where is None:
+            self._dead_letter("bad-topic", topic, "", bytes(message.payload), ticket)
+            return
+        self._process(where, topic, bytes(message.payload), ticket, time.monotonic())
+
+    def _process(self, where: tuple[str, str], topic: str, payload: bytes, ticket: Ticket,
+                 now: float) -> None:
+        gateway, kind = where
+        try:
+            decoded = self._decoder.decode(gateway, kind, payload)
+        except WireError as exc:
+            self._dead_letter(exc.reason, topic, exc.detail, payload, ticket)
+            return
+        if decoded.kind is Kind.LINES:
+            self._accept_lines(decoded, ticket, now)
+        elif decoded.kind is Kind.PARK:
+            self._park(decoded, topic, kind, payload, ticket, now=now)
+        else:
+            self._accept_control(decoded, payload, ticket)
+
+    def _accept_lines(self, decoded: Decoded, ticket: Ticket, now: float) -> None:
+        stats = self._stats
+        if decoded.health:
+            # Health seq counts health messages only (docs/protocol.md): no gap or duplicate accounting.
+            stats.health_in += decoded.readings
+        else:
+            if self._seqs.observe(decoded.gateway, decoded.boot, decoded.seq, now):
+                stats.duplicates += 1  # stored again all the same: the same points, harmless
+            stats.readings_in += decoded.readings
+            stats.bad_values += decoded.bad_values
+        batch = self._batch
+        if not batch.tickets and not batch.lines:
+            batch.opened_at = now
+        if decoded.lines:
+            batch.chunks.extend(decoded.lines)  # joined once per batch, not once per message
+            batch.lines += len(decoded.lines)
+            batch.readings += 0 if decoded.health else decoded.readings
+        batch.tickets.append(ticket)
+        if batch.lines >= self._limits.batch_max_lines or \
+                len(batch.tickets) >= self._limits.batch_max_messages:
+            self.seal()
+
+    def _accept_control(self, decoded: Decoded, payload: bytes, ticket: Ticket) -> None:
+        if decoded.kind is Kind.BIRTH and decoded.birth is not None:
+            self._stats.births += 1
+            self._births.save(decoded.birth, payload)
+            log.info("birth", extra={"gateway": decoded.gateway, "boot": decoded.boot,
+                                     "metrics": len(decoded.birth.metrics)})
+            self._unpark(decoded.gateway, decoded.boot)
+        elif decoded.kind is Kind.DEATH:
+            self._stats.deaths += 1
+            self._seqs.death(decoded.gateway, decoded.boot)
+            log.info("death", extra={"gateway": decoded.gateway, "boot": decoded.boot})
+        self._add_ticket(ticket)
+
+    def _add_ticket(self, ticket: Ticket) -> None:
+        if not self._batch.tickets and not self._batch.lines:
+            self._batch.opened_at = time.monotonic()
+        self._batch.tickets.append(ticket)
+        if len(self._batch.tickets) >= self._limits.batch_max_messages:
+            self.seal()
+
+    def _dead_letter(self, reason: str, topic: str, detail: str, payload: bytes, ticket: Ticket) -> None:
+        self._dead.add(reason, topic=topic, detail=detail, payload=payload)
+        self._stats.dead_letters += 1
+        # Durable with the batch that carries the ticket: the sink syncs dead letters before acking.
+        self._add_ticket(ticket)
+
+    def _park(self, decoded: Decoded, topic: str, kind: str, payload: bytes, ticket: Ticket, *,
+              now: float) -> None:
+        if len(self._parked) >= MAX_PARKED:
+            self._dead_letter("no-birth", topic, "park full; " + decoded.missing, payload, ticket)
+            return
+        self._stats.parked += 1
+        self._parked.append(_Parked(decoded.gateway, decoded.boot, topic, kind, payload, ticket,
+                                    now + self._limits.park_timeout_s))
+        last = self._last_rebirth.get(decoded.gateway, -1e9)
+        if now - last >= REBIRTH_INTERVAL_S:
+            self._last_rebirth[decoded.gateway] = now
+            self._stats.rebirth_requests += 1
+            log.info("rebirth requested", extra={"gateway": decoded.gateway, "why": decoded.missing})
+            self._request_rebirth(decoded.gateway, decoded.missing)
+
+    def _unpark(self, gateway: str, boot: str) -> None:
+        ready = [p for p in self._parked if p.gateway == gateway and p.boot == boot]
+        if not ready:
+            return
+        self._parked = [p for p in self._parked if not (p.gateway == gateway and p.boot == boot)]
+        now = time.monotonic()
+        for parked in ready:
+            # Still unknown after the birth (an alias it does not define): dead letter, not a new park.
+            try:
+                decoded = self._decoder.decode(parked.gateway, parked.kind, parked.payload)
+            except WireError as exc:
+                self._dead_letter(exc.reason, parked.topic, exc.detail, parked.payload, parked.ticket)
+                continue
+            if decoded.kind is Kind.LINES:
+                self._accept_lines(decoded, parked.ticket, now)
+            else:
+                self._dead_letter("no-birth", parked.topic, decoded.missing, parked.payload, parked.ticket)
+
+    def add_lines(self, text: str) -> None:
+        """Lines of our own (self-metrics): no ticket, no reading count."""
+        if text:
+            new = text.rstrip("\n").split("\n")
+            self._batch.chunks.extend(new)
+            self._batch.lines += len(new)
+
+    def tick(self, now: float) -> None:
+        """Seal an old batch and expire parked messages. Called by the collector's timer."""
+        if self._parked:
+            expired = [p for p in self._parked if p.deadline <= now]
+            if expired:
+                self._parked = [p for p in self._parked if p.deadline > now]
+                for parked in expired:
+                    self._dead_letter("no-birth", parked.topic, f"no birth for boot {parked.boot}",
+                                      parked.payload, parked.ticket)
+        batch = self._batch
+        if (batch.tickets or batch.lines) and now - batch.opened_at >= self._limits.batch_max_age_s:
+            self.seal()
+
+    def seal(self) -> None:
+        batch = self._batch
+        if batch.tickets or batch.lines:
+            self._batch = Batch()
+            self._seal_cb(batch)
+
+    @property
+    def parked(self) -> int:
+        return len(self._parked)

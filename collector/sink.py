@@ -1,0 +1,225 @@
+"""Where sealed batches become durable: written to InfluxDB, or spooled to disk, then acked.
+
+One place decides what each write error means:
+- WriteRejected: the data is wrong; dead-letter the lines, ack (retrying cannot help);
+- WriteTooLarge: split the batch in halves and write those;
+- WriteThrottled / WriteRetryable: InfluxDB is unavailable; spool the batch (durable), ack,
+  and let the replay task retry the spool after Retry-After or a jittered backoff.
+While InfluxDB is down, live batches go straight to the spool. When the spool is full, the
+live writer keeps the batch and retries: its tickets stay unsettled, the broker's in-flight
+window fills, and the broker holds further messages (max_queued_messages 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from agent.queue.base import StorageError
+from collector.acks import AckLedger, Ticket
+from collector.deadletter import DeadLetters
+from collector.ingest import Batch
+from collector.metrics import Stats
+from collector.spool import Spool, SpoolFullError
+from collector.writer import (
+    InfluxWriter,
+    WriteError,
+    WriteRejected,
+    WriteRetryable,
+    WriteThrottled,
+    WriteTooLarge,
+    body_text,
+    encode_body,
+    normalize_body,
+)
+from roadpulse.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+
+class Sink:
+    def __init__(self, *, live: InfluxWriter, replay: InfluxWriter, spool: Spool, dead: DeadLetters,
+                 stats: Stats, ledger: AckLedger, ack: Callable[[Ticket], None], use_gzip: bool) -> None:
+        self._live = live
+        self._replay = replay
+        self._spool = spool
+        self._dead = dead
+        self._stats = stats
+        self._ledger = ledger
+        self._ack = ack
+        self._gzip = use_gzip
+        self._down_until = 0.0  # monotonic; > now means "do not try InfluxDB yet"
+        self._down = False
+        self._spool_changed = asyncio.Event()
+        self._backoff = Backoff(base=0.2, cap=15.0)
+        self.queue: asyncio.Queue[Batch] = asyncio.Queue()
+        if spool.stats().records:
+            self._spool_changed.set()
+        self.update_spool_stats()
+
+    # ---- state ----
+
+    def _mark_down(self, error: WriteError) -> None:
+        delay = error.retry_after if isinstance(error, WriteThrottled) else self._backoff.next()
+        self._down_until = time.monotonic() + delay
+        self._stats.write_errors += 1
+        if not self._down:
+            self._down = True
+            self._stats.influx_up = False
+            log.warning("influxdb unavailable; spooling", extra={"error": str(error)[:200]})
+
+    def _mark_up(self) -> None:
+        self._backoff.reset()
+        self._down_until = 0.0
+        if self._down:
+            self._down = False
+            self._stats.influx_up = True
+            log.info("influxdb available again")
+
+    def update_spool_stats(self) -> None:
+        s = self._spool.stats()
+        self._stats.spool_depth = s.records
+        self._stats.spool_readings = s.weight
+        self._stats.spool_bytes = s.bytes
+        self._stats.spool_age_s = (time.time() * 1000 - s.oldest_ts_ms) / 1000 if s.oldest_ts_ms else 0.0
+
+    def _settle(self, tickets: list[Ticket]) -> None:
+        self._dead.sync()  # dead letters recorded before this batch was sealed are durable first
+        for ticket in self._ledger.settle(tickets):
+            self._ack(ticket)
+        self._stats.acks_pending = self._ledger.pending
+
+    # ---- writes ----
+
+    async def _write_text(self, writer: InfluxWriter, text: str) -> None:
+        """Write, splitting on 413 down to single lines (a single line too large is rejected)."""
+        started = time.perf_counter()
+        try:
+            await writer.write_lines(text)
+        except WriteTooLarge as exc:
+            lines = text.split("\n")
+            if len(lines) <= 1:
+                raise WriteRejected(f"single line too large: {exc}") from None
+            half = len(lines) // 2
+            await self._write_text(writer, "\n".join(lines[:half]))
+            await self._write_text(writer, "\n".join(lines[half:]))
+            return
+        elapsed = time.perf_counter() - started
+        self._stats.write_seconds_total += elapsed
+        self._stats.last_write_seconds = elapsed
+        self._stats.batches_written += 1
+
+    async def run_live(self) -> None:
+        """Consume sealed batches in order; every batch ends written, spooled or dead-lettered."""
+        while True:
+            batch = await self.queue.get()
+            try:
+                await self._handle(batch)
+            finally:
+                self.queue.task_done()
+
+    async def _handle(self, batch: Batch) -> None:
+        if not batch.lines:
+            self._settle(batch.tickets)
+            return
+        text = "\n".join(batch.chunks)
+        self._stats.last_batch_lines = batch.lines
+        self._stats.batch_lines_max = max(self._stats.batch_lines_max, batch.lines)
+        while True:
+            if time.monotonic() >= self._down_until:
+                try:
+                    await self._write_text(self._live, text)
+                except WriteRejected as exc:
+                    self._reject(str(exc), text)
+                    break
+                except (WriteThrottled, WriteRetryable) as exc:
+                    self._mark_down(exc)
+                else:
+                    self._mark_up()
+                    self._stats.readings_written += batch.readings
+                    break
+            if await self._to_spool(text, batch.readings):
+                break
+            await self._wait_for_room()
+        self._settle(batch.tickets)
+
+    def _reject(self, reason: str, text: str) -> None:
+        log.warning("influxdb rejected a batch; dead-lettered", extra={"error": reason[:200]})
+        self._dead.add("influx-rejected", detail=reason[:500], lines=text)
+        self._stats.dead_letters += 1
+
+    async def _to_spool(self, text: str, readings: int) -> bool:
+        body = await asyncio.to_thread(encode_body, text, self._gzip)
+        try:
+            self._spool.append(body, weight=readings)
+            await asyncio.to_thread(self._spool.commit)
+        except SpoolFullError:
+            if not self._stats.spool_full:
+                self._stats.spool_full = True
+                log.warning("spool full; holding acks so the broker keeps the messages")
+            return False
+        except StorageError as exc:
+            # The disk refused: like a full spool, the batch stays with us, unacked.
+            if not self._stats.spool_full:
+                self._stats.spool_full = True
+                log.error("spool cannot write; holding acks", extra={"error": str(exc)})
+            return False
+        self._stats.readings_spooled += readings
+        self._stats.spool_full = False
+        self.update_spool_stats()
+        self._spool_changed.set()
+        return True
+
+    async def _wait_for_room(self) -> None:
+        delay = max(0.05, min(1.0, self._down_until - time.monotonic()))
+        await asyncio.sleep(delay)
+
+    async def run_replay(self) -> None:
+        """Write spooled batches back, oldest first, while live data keeps flowing."""
+        while True:
+            await self._spool_changed.wait()
+            wait = self._down_until - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            tx = await asyncio.to_thread(self._spool.begin, 1)
+            if not tx:
+                self._spool_changed.clear()
+                continue
+            record = tx.records[0]
+            payload = record.payload
+            try:
+                await self._replay.write(normalize_body(payload, self._gzip))
+            except WriteTooLarge:
+                try:
+                    await self._write_text(self._replay, body_text(payload))
+                except WriteRejected as exc:
+                    self._reject(str(exc), body_text(payload))
+                except (WriteThrottled, WriteRetryable) as exc:
+                    self._spool.end(tx, acked=False)
+                    self._mark_down(exc)
+                    continue
+            except WriteRejected as exc:
+                self._reject(str(exc), body_text(payload))
+                self._dead.sync()
+            except (WriteThrottled, WriteRetryable) as exc:
+                self._spool.end(tx, acked=False)
+                self._mark_down(exc)
+                continue
+            else:
+                self._stats.readings_written += record.weight
+                self._stats.readings_replayed += record.weight
+                self._mark_up()
+            self._dead.sync()
+            await asyncio.to_thread(self._spool.end, tx, acked=True)
+            self.update_spool_stats()
+
+    async def drain(self, limit_s: float) -> bool:
+        """At shutdown: wait until every sealed batch is written or spooled (and acked)."""
+        try:
+            await asyncio.wait_for(self.queue.join(), limit_s)
+        except TimeoutError:
+            log.warning("shutdown: batches still pending; they stay unacked and will be redelivered")
+            return False
+        return True

@@ -1,0 +1,37 @@
+"""Helpers for collector tests that run real services."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def wait_for(predicate: Callable[[], bool], limit_s: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + limit_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {limit_s}s")
+        await asyncio.sleep(0.1)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout}s")
+        time.sleep(0.2)
+
+
+def start_collector_process(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`python -m collector.run FILE` in its own session, so a SIGKILL hits only it."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "collector.run", str(config)], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

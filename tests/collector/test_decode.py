@@ -1,0 +1,166 @@
+"""The fast data path agrees with roadpulse.wire: same readings accepted, same messages refused."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collector.decode import Decoder, Kind
+from roadpulse.wire import (
+    DataBatch,
+    Quality,
+    Reading,
+    TimeFlag,
+    WireError,
+    decode,
+    encode_birth,
+    encode_data,
+)
+from tests.collector.traffic import make_birth
+
+BOOT = "0123456789abcdef"
+BIRTH = make_birth("gw-1", BOOT, metrics=10)
+
+
+def _decoder() -> Decoder:
+    decoder = Decoder()
+    decoder.decode("gw-1", "birth", encode_birth(BIRTH))
+    return decoder
+
+
+def _parse(line: str) -> tuple[str, dict[str, str], int]:
+    """(series, fields, ts) of one of our lines (no spaces inside string values in these tests)."""
+    series, fields, ts = line.rsplit(" ", 2)
+    return series, dict(f.split("=", 1) for f in fields.split(",")), int(ts)
+
+
+readings = st.lists(
+    st.tuples(
+        st.integers(0, 9),
+        st.integers(-5000, 5000),
+        st.one_of(st.none(), st.integers(-(2**31), 2**31), st.floats(allow_nan=False, allow_infinity=False,
+                                                                     width=32)),
+        st.sampled_from([Quality.GOOD, Quality.UNCERTAIN, Quality.BAD]),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(items=readings, flags=st.sampled_from([0, 1, 2, 4, 5]), seq=st.integers(0, 2**40))
+def test_fast_path_matches_wire_decode(items: list[tuple[int, int, object, Quality]], flags: int,
+                                       seq: int) -> None:
+    ts = 1_700_000_000_000
+    batch_readings = []
+    for alias, dt, value, quality in items:
+        ts += dt
+        batch_readings.append(Reading(alias, ts, value, quality, "why" if quality else ""))  # type: ignore[arg-type]
+    payload = encode_data(DataBatch("gw-1", BOOT, seq, ts, batch_readings, TimeFlag(flags)))
+    reference = decode(payload)
+    assert isinstance(reference, DataBatch)
+    result = _decoder().decode("gw-1", "data", payload)
+    assert result.kind is Kind.LINES
+    assert result.seq == seq
+    assert len(result.lines) == len(reference.readings)
+    metrics = {m.alias: m for m in BIRTH.metrics}
+    for line, reading in zip(result.lines, reference.readings, strict=True):
+        series, fields, line_ts = _parse(line)
+        metric = metrics[reading.alias]
+        assert line_ts == reading.ts_ms
+        assert series.startswith(f"traffic,device={metric.device},")
+        assert f"lane={metric.tags['lane']}" in series
+        counted = [k for k in fields if not k.endswith("_q")]
+        assert len(counted) == 1  # the counting rule of docs/data-model.md
+        if reading.value is None:
+            assert counted == [f"{metric.field}_err"]
+        elif metric.type == "i" and isinstance(reading.value, float) and not reading.value.is_integer():
+            assert fields[f"{metric.field}_err"].startswith('"bad-type')
+        else:
+            text = fields[metric.field]
+            if metric.type == "i":
+                assert text == f"{int(reading.value)}i"
+            else:
+                assert float(text) == reading.value
+            if reading.quality:
+                assert fields[f"{metric.field}_q"].startswith('"uncertain:' if reading.quality == 1 else '"bad:')
+        assert ("tf_q" in fields) == (flags not in (0, 2))
+
+
+def _raw(**changes: object) -> bytes:
+    obj: dict[str, object] = {"v": 1, "t": "data", "gw": "gw-1", "boot": BOOT, "seq": 1, "ts": 5, "bt": 5,
+                              "r": [1, 0, 2.5]}
+    obj.update(changes)
+    return msgpack.packb({k: v for k, v in obj.items() if v is not _DROP})
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"\xc1garbage", "not-msgpack"),
+        (msgpack.packb([1, 2]), "not-a-map"),
+        (_raw(v=2), "bad-version"),
+        (_raw(t="nope"), "bad-kind"),
+        (_raw(gw="a/b"), "bad-gateway"),
+        (_raw(gw="gw-2"), "gateway-mismatch"),
+        (_raw(boot=""), "bad-boot"),
+        (_raw(seq=-1), "bad-seq"),
+        (_raw(seq="1"), "bad-type"),
+        (_raw(bt=_DROP), "missing-key"),
+        (_raw(r=[1, 0]), "bad-readings"),
+        (_raw(r=[-1, 0, 1.0]), "bad-alias"),
+        (_raw(r=[True, 0, 1.0]), "bad-alias"),
+        (_raw(r=[1, 0.5, 1.0]), "bad-dt"),
+        (_raw(r=[1, 0, [1]]), "bad-value"),
+        (_raw(r=[1, 0, float("nan")]), "bad-value"),
+        (_raw(q=[1]), "bad-type"),
+        (_raw(q={0: [7, "x"]}), "bad-quality"),
+        (_raw(tf=9), "bad-time-flags"),
+    ],
+)
+def test_invalid_data_is_refused_with_the_wire_reason(payload: bytes, reason: str) -> None:
+    with pytest.raises(WireError) as caught:
+        _decoder().decode("gw-1", "data", payload)
+    assert caught.value.reason == reason
+    if reason not in ("gateway-mismatch",):
+        with pytest.raises(WireError):
+            decode(payload)
+
+
+def test_unknown_boot_and_alias_are_parked_not_dead() -> None:
+    decoder = _decoder()
+    other_boot = decoder.decode("gw-1", "data", _raw(boot="ffffffffffffffff"))
+    assert other_boot.kind is Kind.PARK
+    assert "unknown boot" in other_boot.missing
+    unknown_alias = decoder.decode("gw-1", "data", _raw(r=[1, 0, 2.5, 99, 0, 1]))
+    assert unknown_alias.kind is Kind.PARK
+    assert "99" in unknown_alias.missing
+    with pytest.raises(WireError):  # parked only when otherwise valid
+        decoder.decode("gw-1", "data", _raw(boot="ffffffffffffffff", r=[1, 0.5, 1]))
+
+
+def test_health_goes_to_roadpulse_agent() -> None:
+    result = _decoder().decode("gw-1", "health", _raw(t="health"))
+    assert result.kind is Kind.LINES
+    assert result.lines[0].startswith("roadpulse_agent,")
+    assert result.health
+
+
+def test_birth_topic_must_match() -> None:
+    with pytest.raises(WireError) as caught:
+        Decoder().decode("gw-2", "birth", encode_birth(BIRTH))
+    assert caught.value.reason == "gateway-mismatch"
+
+
+def test_old_boots_are_remembered_for_replays() -> None:
+    decoder = Decoder(boots_per_gateway=2)
+    boots = [f"{i:016x}" for i in range(3)]
+    for boot in boots:
+        decoder.learn(make_birth("gw-1", boot))
+    assert not decoder.known("gw-1", boots[0])
+    assert decoder.known("gw-1", boots[1])
+    assert decoder.known("gw-1", boots[2])

@@ -1,0 +1,52 @@
+"""The minimal path with real services: subscribe, decode with birth, write, ack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from roadpulse.services import Influxd, Mosquitto, count_readings
+from tests.collector.conftest import wait_for
+from tests.collector.traffic import Publisher, boot_id, collector_toml, make_batch, make_birth
+
+
+@pytest.mark.slow
+def test_birth_then_data_lands_in_influx(tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd) -> None:
+    from collector.config import load_collector_config
+    from collector.run import Collector
+
+    config = load_collector_config(collector_toml(tmp_path, mosquitto.url, influxd.url))
+    birth = make_birth("gw-1", boot_id())
+    publisher = Publisher(mosquitto.url)
+    publisher.birth(birth)
+
+    async def scenario() -> Collector:
+        collector = Collector(config)
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(collector.run(stop), name="collector")
+            await wait_for(lambda: collector.stats.mqtt_connected)
+            sent = await asyncio.to_thread(publisher.data, [make_batch(birth, s) for s in range(40)])
+            await wait_for(lambda: collector.stats.readings_written >= sent)
+            assert collector.http_port
+            body = await asyncio.to_thread(
+                lambda: urllib.request.urlopen(f"http://127.0.0.1:{collector.http_port}/metrics").read())
+            assert b"roadpulse_collector_readings_written_total" in body
+            health = await asyncio.to_thread(
+                lambda: urllib.request.urlopen(f"http://127.0.0.1:{collector.http_port}/healthz").read())
+            assert json.loads(health)["ok"] is True
+            await asyncio.sleep(1.2)  # one self-metrics interval
+            stop.set()
+        return collector
+
+    collector = asyncio.run(scenario())
+    publisher.close()
+    assert count_readings(influxd.url, "roadpulse") == 40 * 50
+    own = influxd.query("SELECT last(readings_written) FROM roadpulse_collector", "roadpulse")
+    assert own["results"][0]["series"][0]["values"][0][1] > 0
+    assert collector.stats.dead_letters == 0
+    assert collector.stats.messages_in >= 41
