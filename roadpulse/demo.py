@@ -182,12 +182,11 @@ async def _count(target: InfluxTarget) -> int:
 
 
 async def _demo(args: argparse.Namespace, work: Path) -> Summary:
+    from agent.config import load_agent_config
     from agent.run import Agent
     from collector.config import load_collector_config
     from collector.run import Collector
     from firmware_sim.runner import Simulator, load_scenario
-
-    from agent.config import load_agent_config
 
     scenario = load_scenario(Path(args.scenario))
     with _services(args, work) as (mqtt_url, target):
