@@ -6,11 +6,11 @@ short machine-readable reason, so a collector can dead-letter the message.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 import struct
 from collections.abc import Sequence
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
