@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         "publish msgpack over MQTT, and a collector stores the readings in InfluxDB.",
     )
     parser.add_argument("--version", action="version", version=f"roadpulse {__version__}")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument("--log-level", default=None,
+                        help="DEBUG, INFO, WARNING or ERROR (default INFO; WARNING for the demo's tidy progress)")
     parser.add_argument("--log-json", action="store_true", default=None,
                         help="log JSON lines even on a terminal")
     sub = parser.add_subparsers(dest="role", required=True, metavar="COMMAND")
@@ -128,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logs.setup(args.log_level, args.log_json)
+    logs.setup(args.log_level or ("WARNING" if args.role == "demo" else "INFO"), args.log_json)
     try:
         result: int = args.func(args)
     except ConfigError as exc:

@@ -104,6 +104,13 @@ def _agent_toml(work: Path, endpoints: list[Any], mqtt_url: str, interval: float
         "[mqtt]", f'url = "{mqtt_url}"', "",
         "[publish]", "max_age_s = 0.5", "",
     ]
+    # Modbus RTU slaves on one serial line share a bus: one request at a time.
+    buses: dict[str, str] = {}
+    for ep in endpoints:
+        if ep.protocol == "modbus-rtu" and ep.address not in buses:
+            buses[ep.address] = f"rtu{len(buses) + 1}"
+            lines += ["[[buses]]", f'id = "{buses[ep.address]}"',
+                      f'serial = {{ port = "{ep.address}", baudrate = {ep.baudrate} }}', ""]
     for ep in endpoints:
         lines += ["[[devices]]", f'id = "{ep.device_id}"', f'profile = "{ep.profile}"', f"interval_s = {interval}"]
         lines += ['tags = { site = "demo", road = "G60", direction = "N" }']
@@ -111,7 +118,7 @@ def _agent_toml(work: Path, endpoints: list[Any], mqtt_url: str, interval: float
             host, port = ep.address.rsplit(":", 1)
             lines += [f"unit = {ep.unit or 1}", f'tcp = {{ host = "{host}", port = {port} }}']
         elif ep.protocol == "modbus-rtu":
-            lines += [f"unit = {ep.unit or 1}", f'serial = {{ port = "{ep.address}", baudrate = {ep.baudrate} }}']
+            lines += [f"unit = {ep.unit or 1}", f'bus = "{buses[ep.address]}"']
         else:
             lines += [f'serial = {{ port = "{ep.address}", baudrate = {ep.baudrate} }}']
         lines.append("")

@@ -106,6 +106,8 @@ class Command:
     cmd: str
     ts_ms: int
     reason: str = ""
+    # rebirth: the boot whose birth is wanted ("" = the current one). Absent in older commands.
+    boot: str = ""
 
 
 Message = DataBatch | Birth | Death | Command
@@ -214,8 +216,11 @@ def encode_death(death: Death) -> bytes:
 
 
 def encode_command(command: Command) -> bytes:
-    return _pack({"v": VERSION, "t": "cmd", "cmd": command.cmd, "reason": command.reason,
-                  "ts": command.ts_ms})
+    obj: dict[str, Any] = {"v": VERSION, "t": "cmd", "cmd": command.cmd, "reason": command.reason,
+                           "ts": command.ts_ms}
+    if command.boot:
+        obj["boot"] = command.boot
+    return _pack(obj)
 
 
 # ---- decoding -------------------------------------------------------------------------------
@@ -309,6 +314,15 @@ def _decode_birth(obj: dict[str, Any]) -> Birth:
     )
 
 
+def _decode_command(obj: dict[str, Any]) -> Command:
+    boot = obj.get("boot", "")
+    if not isinstance(boot, str):
+        raise WireError("bad-type", f"boot is {type(boot).__name__}")
+    if len(boot) > 64:
+        raise WireError("bad-boot", boot[:80])
+    return Command(_need(obj, "cmd", str), _need(obj, "ts", int), str(obj.get("reason", "")), boot)
+
+
 def decode(payload: bytes) -> Message:
     """Decode any v1 payload. Raises WireError for anything malformed; never anything else."""
     try:
@@ -330,7 +344,7 @@ def decode(payload: bytes) -> Message:
             gateway, boot, ts = _header(obj)
             return Death(gateway, boot, ts, bool(obj.get("clean", False)))
         if kind == "cmd":
-            return Command(_need(obj, "cmd", str), _need(obj, "ts", int), str(obj.get("reason", "")))
+            return _decode_command(obj)
     except WireError:
         raise
     except (TypeError, ValueError, KeyError) as exc:
