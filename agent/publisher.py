@@ -4,6 +4,9 @@ One connection at a time, in a plain reconnect loop with roadpulse.backoff:
 
 - the death is the MQTT will (`clean: false`) and is published with `clean: true` on
   shutdown; the birth is published retained after every (re)connect and on `rebirth`;
+- a backlog record sealed under an earlier boot is preceded, once per connection, by that
+  boot's stored birth, not retained (the retained birth stays the current boot's), so a
+  collector that never saw that birth can still decode it;
 - a record leaves the queue only when `publish` returns, i.e. when the PUBACK arrived;
 - records committed since this connection came up are *live* and go first; older ones
   are the *backlog*, replayed oldest-first through a token bucket so that hours of backlog
@@ -72,6 +75,8 @@ class PublishStats:
     readings_acked: int = 0
     births: int = 0
     rebirths: int = 0
+    # Births of earlier boots sent ahead of their backlog or on a rebirth naming them.
+    earlier_births: int = 0
     bad_commands: int = 0
     undecodable_records: int = 0
     latency_ms: list[float] = field(default_factory=list)
@@ -121,7 +126,11 @@ class Publisher:
         replay_per_s: float,
         stats: PublishStats | None = None,
         drain_s: float = 3.0,
+        boot_of: Callable[[Record], str | None] = lambda record: None,
+        earlier_birth: Callable[[str], bytes | None] = lambda boot: None,
     ) -> None:
+        """`boot_of` names the earlier boot a record was sealed under (None: the current boot or
+        unknown); `earlier_birth` gives the stored birth of an earlier boot (None: current or unknown)."""
         self._config = config
         self._topics = topics
         self._queue = queue
@@ -129,6 +138,12 @@ class Publisher:
         self._death = death
         self._prepare = prepare
         self._on_acked = on_acked
+        self._boot_of = boot_of
+        self._earlier_birth = earlier_birth
+        # Earlier boots whose birth went out on this connection; the lock keeps a second record
+        # of the same boot from overtaking its birth.
+        self._announced: set[str] = set()
+        self._announce_lock = asyncio.Lock()
         self._replay_per_s = replay_per_s
         self._drain_s = drain_s
         self.stats = stats or PublishStats()
@@ -175,6 +190,7 @@ class Publisher:
             self._down_logged = False
             log.info("mqtt link up", extra={"event": "link_up", "reconnects": self.stats.reconnects})
             await client.subscribe(self._topics.cmd, qos=1)
+            self._announced = set()
             await self._publish_birth(client)
             backoff.reset()
             # Whatever is committed from here on is live; everything before is backlog.
@@ -209,9 +225,36 @@ class Publisher:
                 log.warning("bad command ignored", extra={"reason": err.reason})
                 continue
             if isinstance(command, Command) and command.cmd == "rebirth":
-                log.info("rebirth requested", extra={"event": "rebirth", "reason": command.reason})
-                await self._publish_birth(client)
+                log.info("rebirth requested", extra={"event": "rebirth", "reason": command.reason,
+                                                     "boot": command.boot})
+                earlier = self._earlier_birth(command.boot) if command.boot else None
+                if earlier is not None:
+                    await self._publish_earlier_birth(client, command.boot, earlier)
+                else:
+                    await self._publish_birth(client)
                 self.stats.rebirths += 1
+
+    async def _publish_earlier_birth(self, client: aiomqtt.Client, boot: str, payload: bytes) -> None:
+        # Not retained: the retained birth is what a collector starting later must learn, the current one.
+        await client.publish(self._topics.birth, payload, qos=1, retain=False, timeout=ACK_TIMEOUT_S)
+        self._announced.add(boot)
+        self.stats.earlier_births += 1
+        log.info("birth of an earlier boot published", extra={"event": "earlier_birth", "boot": boot})
+
+    async def _announce(self, client: aiomqtt.Client, record: Record) -> None:
+        """Before the first record of an earlier boot on this connection: that boot's birth, acknowledged."""
+        boot = self._boot_of(record)
+        if boot is None or boot in self._announced:
+            return
+        async with self._announce_lock:
+            if boot in self._announced:
+                return
+            payload = self._earlier_birth(boot)
+            if payload is None:
+                # Not stored (sealed by an agent older than the store): the collector will ask for it.
+                self._announced.add(boot)
+                return
+            await self._publish_earlier_birth(client, boot, payload)
 
     async def _send(self, client: aiomqtt.Client, stop: asyncio.Event, backlog_end: int) -> None:
         """Hand records to `_deliver`, up to IN_FLIGHT at once: on 4G a PUBACK takes a round trip."""
@@ -265,8 +308,9 @@ class Publisher:
             log.error("undecodable queued record dropped", extra={"id": record.id, "reason": err.reason})
             self._queue.end(tx, acked=True)
             return
-        started = time.monotonic()
         try:
+            await self._announce(client, record)
+            started = time.monotonic()
             await client.publish(self._topics.data, payload, qos=1, timeout=ACK_TIMEOUT_S)
         except BaseException:
             self._queue.end(tx, acked=False)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.birth import HealthAliases, health_aliases, make_birth
+from agent.birth import BirthStore, HealthAliases, health_aliases, make_birth
 from agent.catalog import Catalog, DeviceEntry, build_catalog
 from agent.clock import ClockJudge, corrected, kernel_clock_synchronised, split_at_jump
 from agent.config import AgentConfig, load_agent_config
@@ -94,6 +94,11 @@ class Agent:
         # (first record id, clock epoch), ascending: which epoch a record of this process was sealed in.
         self._epochs: list[tuple[int, int]] = []
         self._queue: DurableQueue | None = None
+        # Births of this and earlier boots on disk; records from `_first_id` on are this boot's.
+        self._births: BirthStore | None = None
+        self._first_id = 0
+        self._birth_stored = False
+        self._birth_store_failing = False
         self._publisher: Publisher | None = None
         self.publish_stats = PublishStats()
         self._storage_failing = False
@@ -136,6 +141,8 @@ class Agent:
 
     def _store(self, sealed: Sealed) -> None:
         assert self._queue is not None, "readings are only taken while run() holds the queue"
+        if not self._birth_stored:
+            self._store_birth()
         batch = DataBatch(self.topics.gateway, self.boot, self._seq, _wall_ms(), sealed.readings,
                           time_flags=sealed.flags)
         record_id = self._queue.append(encode_data(batch), weight=len(sealed.readings),
@@ -144,6 +151,20 @@ class Agent:
         if not self._epochs or self._epochs[-1][1] != sealed.epoch:
             self._epochs.append((record_id, sealed.epoch))
         self._seq += 1
+
+    def _store_birth(self) -> None:
+        """Persist this boot's birth before its first batch, so a replay after a restart can send it."""
+        if self._births is None:
+            return
+        try:
+            self._births.save(self.boot, self._first_id, self._birth_payload())
+        except OSError as exc:
+            # The batch is stored all the same; a collector may ask for this birth in vain later.
+            if not self._birth_store_failing:
+                self._birth_store_failing = True
+                log.error("cannot store the birth", extra={"event": "birth_store_failed", "error": str(exc)})
+            return
+        self._birth_stored = True
 
     # ---- committing ---------------------------------------------------------------------------
 
@@ -191,6 +212,8 @@ class Agent:
             self._queue_full = False
             log.info("queue below half full again", extra={"event": "queue_ok"})
         s.readings_evicted = q.evicted_weight
+        if self._births is not None:
+            self._births.prune(oldest_id=q.oldest_id, current_boot=self.boot, current_first_id=self._first_id)
         s.disk_bytes_written = q.bytes_written
         p = self.publish_stats
         s.readings_acked = p.readings_acked
@@ -227,6 +250,19 @@ class Agent:
         if replay:
             batch = dataclasses.replace(batch, replay=True)
         return encode_data(batch)
+
+    def _boot_of(self, record: Record) -> str | None:
+        """The earlier boot a queued record was sealed under; None for this boot's (or an unknown one)."""
+        if record.id >= self._first_id or self._births is None:
+            return None
+        boot = self._births.boot_of(record.id)
+        return boot if boot != self.boot else None
+
+    def _earlier_birth(self, boot: str) -> bytes | None:
+        """The stored birth of an earlier boot, or None for this boot or one no longer (or never) stored."""
+        if boot == self.boot or self._births is None:
+            return None
+        return self._births.load(boot)
 
     def _epoch_of(self, record_id: int) -> int | None:
         """The clock epoch a record was sealed in, or None for records of an earlier process."""
@@ -299,15 +335,25 @@ class Agent:
         except BaseException:
             await self._close_sources(sources, closers)
             raise
+        try:
+            self._births = BirthStore.open(self.data_dir / "births")
+        except BaseException:
+            queue.close()
+            await self._close_sources(sources, closers)
+            raise
         self._queue = queue
+        self._first_id = queue.next_id
+        self._refresh_stats()
         publisher_stop = asyncio.Event()
         publisher = self._publisher = Publisher(
             self.config.mqtt, self.topics, queue, birth=self._birth_payload, death=self._death_payload,
             prepare=self._prepare, on_acked=self._acked,
             replay_per_s=self.config.publish.replay_messages_per_s, stats=self.publish_stats,
+            boot_of=self._boot_of, earlier_birth=self._earlier_birth,
         )
         log.info("agent starting", extra={"event": "start", "gateway": self.topics.gateway, "boot": self.boot,
-                                          "queued_readings": queue.stats().weight})
+                                          "queued_readings": queue.stats().weight,
+                                          "earlier_boots": len(self._births.boots)})
         try:
             async with asyncio.TaskGroup() as tg:
                 sender = tg.create_task(publisher.run(publisher_stop), name="publisher")

@@ -68,6 +68,8 @@ class QueueStats:
     bytes: int = 0
     staged_records: int = 0
     oldest_ts_ms: int | None = None
+    # Id of the oldest committed, unacknowledged record (None when there is none).
+    oldest_id: int | None = None
     # Committed records removed unsent to respect the byte bound: exact, in records and in weight.
     evicted_records: int = 0
     evicted_weight: int = 0

@@ -388,7 +388,9 @@ class SegmentQueue:
         s.weight = self._weight
         s.bytes = self._disk_bytes()
         s.staged_records = len(self._staged)
-        s.oldest_ts_ms = next(iter(self._meta.values())).ts_ms if self._meta else None
+        oldest = next(iter(self._meta.values()), None)
+        s.oldest_ts_ms = oldest.ts_ms if oldest else None
+        s.oldest_id = oldest.id if oldest else None
         return QueueStats(**{k: getattr(s, k) for k in s.__dataclass_fields__})
 
     def close(self) -> None:

@@ -91,7 +91,7 @@ class MemoryQueue:
         return QueueStats(
             records=len(self._records), weight=sum(r.weight for r in self._records.values()),
             bytes=self._bytes, staged_records=len(self._staged),
-            oldest_ts_ms=first.ts_ms if first else None,
+            oldest_ts_ms=first.ts_ms if first else None, oldest_id=first.id if first else None,
             evicted_records=s.evicted_records, evicted_weight=s.evicted_weight, commits=s.commits,
         )
 

@@ -84,7 +84,11 @@ def reading_key(gateway: str, alias: int, ts_ms: int, value: object) -> str:
 
 @dataclass
 class Subscriber:
-    """A paho subscriber with a persistent session, connected before the agent starts."""
+    """A paho subscriber with a persistent session, connected before the agent starts.
+
+    With `retain_as_published` (MQTT 5) a retained message forwarded live keeps its retain flag,
+    so a test sees whether the agent published it retained.
+    """
 
     host: str
     port: int
@@ -95,12 +99,21 @@ class Subscriber:
     deaths: list[Death] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     undecodable: int = 0
+    retain_as_published: bool = False
+    # (t, boot) of every decoded message in arrival order.
+    arrivals: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                                  clean_session=False)
+        if self.retain_as_published:
+            self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                                      protocol=mqtt.MQTTv5)
+            options = mqtt.SubscribeOptions(qos=1, retainAsPublished=True)
+            self.client.on_connect = lambda c, *_: c.subscribe("rp/v1/#", options=options)
+        else:
+            self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                                      clean_session=False)
+            self.client.on_connect = lambda c, *_: c.subscribe("rp/v1/#", qos=1)
         self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, *_: c.subscribe("rp/v1/#", qos=1)
 
     def start(self) -> Subscriber:
         self.client.connect(self.host, self.port, keepalive=5)
@@ -120,6 +133,10 @@ class Subscriber:
             self.undecodable += 1
             return
         with self.lock:
+            if isinstance(decoded, DataBatch):
+                self.arrivals.append((decoded.kind, decoded.boot))
+            elif isinstance(decoded, Birth | Death):
+                self.arrivals.append(("birth" if isinstance(decoded, Birth) else "death", decoded.boot))
             if isinstance(decoded, DataBatch):
                 (self.health if decoded.kind == "health" else self.data).append(decoded)
             elif isinstance(decoded, Birth):

@@ -251,3 +251,17 @@ def test_disk_full_at_start_is_not_fatal(tmp_path: Path, monkeypatch: pytest.Mon
     stats = again.stats()
     assert (stats.evicted_records, stats.records) == (3, 1)
     again.close()
+
+
+def test_stats_name_the_oldest_unacknowledged_record(make_queue: Factory) -> None:
+    queue = make_queue()
+    assert queue.stats().oldest_id is None
+    _fill(queue, 4)
+    assert queue.stats().oldest_id == 0
+    out = queue.begin(1)
+    # Handed out but not acknowledged: still the oldest.
+    assert queue.stats().oldest_id == 0
+    queue.end(out, acked=True)
+    assert queue.stats().oldest_id == 1
+    queue.end(queue.begin(10), acked=True)
+    assert queue.stats().oldest_id is None

@@ -101,6 +101,18 @@ def test_birth_death_command_round_trip() -> None:
     assert decode(encode_command(command)) == command
 
 
+def test_rebirth_command_may_name_a_boot() -> None:
+    command = Command("rebirth", T0, "unknown boot", boot=BOOT)
+    assert decode(encode_command(command)) == command
+    # Without a boot the key is left out, so the payload is what older agents and collectors know.
+    assert "boot" not in msgpack.unpackb(encode_command(Command("rebirth", T0, "x")))
+
+
+def test_command_without_boot_from_an_older_collector_decodes() -> None:
+    old = _pack({"v": 1, "t": "cmd", "cmd": "rebirth", "reason": "unknown alias 3", "ts": T0})
+    assert decode(old) == Command("rebirth", T0, "unknown alias 3", boot="")
+
+
 def _pack(obj: object) -> bytes:
     return bytes(msgpack.packb(obj))
 
@@ -130,6 +142,8 @@ GOOD = {"v": 1, "t": "data", "gw": "gw-1", "boot": BOOT, "seq": 1, "ts": T0, "bt
         (_pack({**GOOD, "tf": 99}), "bad-time-flags"),
         (_pack({"v": 1, "t": "birth", "gw": "g", "boot": BOOT, "ts": 0, "seq": 0, "devices": [],
                 "metrics": [[0, "d", "m", "f", "u", "x", {}]]}), "bad-metric"),
+        (_pack({"v": 1, "t": "cmd", "cmd": "rebirth", "ts": T0, "boot": 7}), "bad-type"),
+        (_pack({"v": 1, "t": "cmd", "cmd": "rebirth", "ts": T0, "boot": "b" * 65}), "bad-boot"),
     ],
 )
 def test_malformed_payloads_have_a_reason(payload: bytes, reason: str) -> None:
