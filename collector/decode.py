@@ -10,13 +10,15 @@ Births, deaths and commands are rare and go through roadpulse.wire.decode.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from itertools import accumulate
+from dataclasses import dataclass
+from itertools import accumulate, compress, repeat
+from operator import is_, is_not
+from types import NoneType
 from typing import Any
 
 import msgpack
 
-from collector.lineproto import escape_key, escape_string, format_value, series_key
+from collector.lineproto import FLOAT, INTEGER, escape_key, escape_string, format_value, series_key
 from roadpulse.wire import Birth, Death, WireError, decode
 from roadpulse.wire.topics import _GATEWAY_RE
 
@@ -62,12 +64,17 @@ class Decoded:
     gateway: str = ""
     boot: str = ""
     seq: int = -1
-    lines: list[str] = field(default_factory=list)
+    text: str = ""  # one line per reading, joined by newlines (no trailing one)
     readings: int = 0
     bad_values: int = 0  # readings whose value did not fit the metric's type (stored as _err)
     birth: Birth | None = None
     missing: str = ""  # what was unknown, for a PARK
     health: bool = False  # an agent's own metrics: its seq is separate, and it is not a reading
+
+    @property
+    def lines(self) -> list[str]:
+        """The lines one by one (tests and tools; the collector passes `text` on whole)."""
+        return self.text.split("\n") if self.text else []
 
 
 def _check_header(obj: dict[Any, Any]) -> tuple[str, str, int, int, list[Any], dict[Any, Any], int]:
@@ -120,64 +127,111 @@ def _check_reading(flat: list[Any], index: int, table: AliasTable) -> str | None
 _INT_ONLY = {int}
 
 
-def data_lines(
-    flat: list[Any], base: int, qualities: dict[Any, Any], flags: int, table: AliasTable
-) -> tuple[list[str], int]:
-    """The hot loop. Returns (one line per reading, readings whose value did not fit the type).
+@dataclass(frozen=True, slots=True)
+class Templates:
+    """Per alias, its line as a %-format of (value, time), built from the birth's prefixes once.
 
-    Per reading it formats only the value and the time after the alias's precomputed prefix.
-    What the loop does not handle (nil, bool, str, a type mismatch, an unknown alias, a
-    non-finite float) and readings with a quality entry are redone afterwards, one by one,
-    by `_careful_line`, which also raises WireError for anything invalid, or _Unknown.
+    Only float and integer metrics get a value template: `%r` writes a float as repr
+    (shortest round trip) and an int as str, as `format_value` does for type f; `%di` an int
+    for type i. `expect` is the value type a template takes without a look (float for f, int
+    for i; None for b and s, which are rare and go the careful way). `nil` is the line of a
+    reading without a value, as a %-format of (escaped reason, time).
+    """
+
+    pieces: dict[int, str]
+    expect: dict[int, type | None]
+    nil: dict[int, str]
+
+
+def templates(table: AliasTable) -> Templates:
+    pieces: dict[int, str] = {}
+    expect: dict[int, type | None] = {}
+    nil: dict[int, str] = {}
+    for alias, (prefix, kind, series, key) in table.items():
+        expect[alias] = float if kind == FLOAT else int if kind == INTEGER else None
+        if kind in (FLOAT, INTEGER):
+            pieces[alias] = prefix.replace("%", "%%") + ("%r %d" if kind == FLOAT else "%di %d")
+        nil[alias] = f'{series}{key}_err='.replace("%", "%%") + '"%s" %d'
+    return Templates(pieces, expect, nil)
+
+
+def data_lines(
+    flat: list[Any], base: int, qualities: dict[Any, Any], flags: int, table: AliasTable, *,
+    compiled: Templates | None = None,
+) -> tuple[str, int]:
+    """The hot path. Returns (the message's lines joined by newlines, readings whose value did not fit).
+
+    No Python code runs per ordinary reading: the message's format string is the join of
+    its aliases' templates (`templates`), its arguments the values and the running times
+    interleaved by slice assignment, and one `%` formats them all. Checks are done in C
+    over the whole message: sets of types, one list comparison of the values' types with
+    the types the templates expect, one sum for non-finite floats. Only the readings that
+    differ (nil, a float for an integer metric, bool, str, an unknown alias) and those with
+    a quality entry are looked at one by one; what is neither an int for a float metric
+    nor a plain nil is made by `_careful_line`, which also raises WireError for anything
+    invalid, or _Unknown.
     """
     n = len(flat) // 3
-    if flags not in _TIME_OK or (
-        flat and (set(map(type, flat[0::3])) != _INT_ONLY or set(map(type, flat[1::3])) != _INT_ONLY)
-    ):
+    if not n:
+        return "", 0
+    aliases, dts, values = flat[0::3], flat[1::3], flat[2::3]
+    if flags not in _TIME_OK or set(map(type, aliases)) != _INT_ONLY or set(map(type, dts)) != _INT_ONLY:
         return _careful_lines(flat, base, qualities, flags, table)
-    out: list[str] = []
-    append = out.append
-    get = table.get
-    now = base
-    stamp_at = None
-    stamp = ""
-    special: list[int] = []
-    items = iter(flat)
-    for alias, dt, value in zip(items, items, items, strict=True):
-        if dt:
-            now += dt
-        if now != stamp_at:  # readings of one poll share a time: format it once
-            stamp_at = now
-            stamp = f" {now}"
-        entry = get(alias)
-        if entry is not None:
-            tv = type(value)
-            if tv is float:
-                if entry[1] == "f" and value - value == 0.0:
-                    append(f"{entry[0]}{value!r}{stamp}")
-                    continue
-            elif tv is int and entry[1] == "i":
-                append(f"{entry[0]}{value}i{stamp}")
-                continue
-        special.append(len(out))
-        append("")
-    if not special and not qualities:
-        return out, 0
-    redo = set(special)
-    redo.update(i for i in qualities if type(i) is int and 0 <= i < n)
-    times = list(accumulate(flat[1::3], initial=base))
+    compiled = compiled if compiled is not None else templates(table)
+    types = list(map(type, values))
+    expected = list(map(compiled.expect.get, aliases))
+    try:
+        total = sum(filter(None, values))  # nils (and zeros, which change no sum) left out
+    except TypeError:  # a str or worse among the values: only floats can be non-finite
+        total = sum(compress(values, map(is_, types, repeat(float))))
+    if total - total != 0.0:  # a nan or an inf (or an overflow, which the careful path clears)
+        return _careful_lines(flat, base, qualities, flags, table)
+    pieces: list[str | None] = list(map(compiled.pieces.get, aliases))
+    dts[0] += base
+    times = list(accumulate(dts))
+    args: list[Any] = [None] * (2 * n)
+    args[0::2] = values
+    args[1::2] = times
     bad_values = 0
-    for index in sorted(redo):
-        line, bad = _careful_line(flat, index, times[index + 1], qualities=qualities, flags=flags,
-                                  table=table)
-        out[index] = line
-        bad_values += bad
-    return out, bad_values
+    if types != expected or qualities:
+        odd = set(compress(range(n), map(is_not, types, expected)))
+        if qualities:
+            odd.update(i for i in qualities if type(i) is int and 0 <= i < n)
+        for index in sorted(odd):
+            kind = types[index]
+            if kind is int and expected[index] is float and index not in qualities:
+                continue  # an int for a float metric: `%r` writes it as str() would
+            nil = compiled.nil.get(aliases[index]) if kind is NoneType else None
+            if nil is not None:
+                pieces[index] = nil
+                args[2 * index] = _nil_reason(qualities.get(index))
+                continue
+            line, bad = _careful_line(flat, index, times[index], qualities=qualities, flags=flags,
+                                      table=table)
+            pieces[index] = _CAREFUL_SLOT
+            args[2 * index] = line
+            bad_values += bad
+    return "\n".join(pieces) % tuple(args), bad_values  # type: ignore[arg-type]
+
+
+# A reading's slot for a line made by `_careful_line`: `%s` takes the line, and `%.0s`
+# swallows the reading's time (the careful line holds it already).
+_CAREFUL_SLOT = "%s%.0s"
+
+
+def _nil_reason(quality: object) -> str:
+    """The escaped `_err` text of a reading without a value, as `_with_flags` writes it."""
+    if quality is None:
+        return "nil"
+    if not (isinstance(quality, list) and len(quality) == 2 and quality[0] in (0, 1, 2)
+            and isinstance(quality[1], str)):
+        raise WireError("bad-quality", repr(quality)[:40])
+    return escape_string(quality[1] or "nil")
 
 
 def _careful_lines(
     flat: list[Any], base: int, qualities: dict[Any, Any], flags: int, table: AliasTable
-) -> tuple[list[str], int]:
+) -> tuple[str, int]:
     out: list[str] = []
     bad_values = 0
     now = base
@@ -187,7 +241,7 @@ def _careful_lines(
         line, bad = _careful_line(flat, index, now, qualities=qualities, flags=flags, table=table)
         out.append(line)
         bad_values += bad
-    return out, bad_values
+    return "\n".join(out), bad_values
 
 
 def _careful_line(flat: list[Any], index: int, now: int, *, qualities: dict[Any, Any], flags: int,
@@ -237,13 +291,15 @@ class Decoder:
     """
 
     def __init__(self, boots_per_gateway: int = 4) -> None:
-        self._tables: dict[tuple[str, str], tuple[AliasTable, AliasTable]] = {}
+        # (gateway, boot) -> data table, its templates, health table, its templates
+        self._tables: dict[tuple[str, str], tuple[AliasTable, Templates, AliasTable, Templates]] = {}
         self._order: dict[str, list[str]] = {}
         self._keep = boots_per_gateway
 
     def learn(self, birth: Birth) -> None:
         key = (birth.gateway, birth.boot)
-        self._tables[key] = (build_table(birth), build_table(birth, health=True))
+        table, health = build_table(birth), build_table(birth, health=True)
+        self._tables[key] = (table, templates(table), health, templates(health))
         boots = self._order.setdefault(birth.gateway, [])
         if birth.boot in boots:
             boots.remove(birth.boot)
@@ -298,13 +354,13 @@ class Decoder:
             self._validate_all(flat, qualities)
             return Decoded(Kind.PARK, gateway, boot, seq, missing=f"unknown boot {boot}",
                            health=kind == "health")
-        table = tables[1] if kind == "health" else tables[0]
+        table, compiled = (tables[2], tables[3]) if kind == "health" else (tables[0], tables[1])
         try:
-            lines, bad = data_lines(flat, base, qualities, flags, table)
+            text, bad = data_lines(flat, base, qualities, flags, table, compiled=compiled)
         except _Unknown as exc:
             self._validate_all(flat, qualities)
             return Decoded(Kind.PARK, gateway, boot, seq, missing=str(exc), health=kind == "health")
-        return Decoded(Kind.LINES, gateway, boot, seq, lines, len(flat) // 3, bad, health=kind == "health")
+        return Decoded(Kind.LINES, gateway, boot, seq, text, len(flat) // 3, bad, health=kind == "health")
 
     @staticmethod
     def _validate_all(flat: list[Any], qualities: dict[Any, Any]) -> None:

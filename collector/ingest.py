@@ -27,11 +27,12 @@ log = logging.getLogger(__name__)
 
 REBIRTH_INTERVAL_S = 5.0
 MAX_PARKED = 10_000
+MAX_TOPICS = 100_000
 
 
 @dataclass(slots=True)
 class Batch:
-    chunks: list[str] = field(default_factory=list)
+    chunks: list[str] = field(default_factory=list)  # a message's lines each, joined once per batch
     lines: int = 0
     readings: int = 0
     tickets: list[Ticket] = field(default_factory=list)
@@ -74,19 +75,38 @@ class Ingest:
         self._batch = Batch()
         self._parked: list[_Parked] = []
         self._last_rebirth: dict[str, float] = {}
+        self._topics: dict[bytes, tuple[str, tuple[str, str] | None]] = {}
         self.closed = False
 
     def on_message(self, message: paho.MQTTMessage) -> None:
+        """paho's message object (tests, and paho's own PUBLISH handler for QoS 2)."""
+        topic = message.topic
+        self.on_publish(topic.encode() if isinstance(topic, str) else topic, message.qos, message.mid,
+                        bytes(message.payload))
+
+    def on_publish(self, topic_bytes: bytes, qos: int, mid: int, payload: bytes) -> None:
+        """One PUBLISH, straight from the MQTT client's parser: no message object per message."""
         if self.closed:  # shutting down: not acked, so the broker delivers it again next session
             return
         self._stats.messages_in += 1
-        ticket = self._ledger.arrive(message.mid, message.qos)
-        topic = message.topic
-        where = parse_topic(topic, self._prefix)
+        ticket = self._ledger.arrive(mid, qos)
+        known = self._topics.get(topic_bytes)
+        if known is None:
+            known = self._learn_topic(topic_bytes)
+        topic, where = known
         if where is None:
-            self._dead_letter("bad-topic", topic, "", bytes(message.payload), ticket)
+            self._dead_letter("bad-topic", topic, "", payload, ticket)
             return
-        self._process(where, topic, bytes(message.payload), ticket, time.monotonic())
+        self._process(where, topic, payload, ticket, time.monotonic())
+
+    def _learn_topic(self, topic_bytes: bytes) -> tuple[str, tuple[str, str] | None]:
+        """Topics repeat (a few per gateway): parse each once. Bounded against topic floods."""
+        if len(self._topics) >= MAX_TOPICS:
+            self._topics.clear()
+        topic = topic_bytes.decode("utf-8", "replace")
+        known = (topic, parse_topic(topic, self._prefix))
+        self._topics[topic_bytes] = known
+        return known
 
     def _process(self, where: tuple[str, str], topic: str, payload: bytes, ticket: Ticket,
                  now: float) -> None:
@@ -116,9 +136,9 @@ class Ingest:
         batch = self._batch
         if not batch.tickets and not batch.lines:
             batch.opened_at = now
-        if decoded.lines:
-            batch.chunks.extend(decoded.lines)  # joined once per batch, not once per message
-            batch.lines += len(decoded.lines)
+        if decoded.text:
+            batch.chunks.append(decoded.text)  # joined once per batch
+            batch.lines += decoded.readings  # one line per reading
             batch.readings += 0 if decoded.health else decoded.readings
         batch.tickets.append(ticket)
         if batch.lines >= self._limits.batch_max_lines or \
@@ -186,10 +206,10 @@ class Ingest:
 
     def add_lines(self, text: str) -> None:
         """Lines of our own (self-metrics): no ticket, no reading count."""
+        text = text.rstrip("\n")
         if text:
-            new = text.rstrip("\n").split("\n")
-            self._batch.chunks.extend(new)
-            self._batch.lines += len(new)
+            self._batch.chunks.append(text)
+            self._batch.lines += text.count("\n") + 1
 
     def tick(self, now: float) -> None:
         """Seal an old batch and expire parked messages. Called by the collector's timer."""

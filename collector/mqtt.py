@@ -19,102 +19,21 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from collector.config import MqttSection
+from collector.leanclient import LeanClient, PublishHandler, split_publish
 from roadpulse.backoff import Backoff
 from roadpulse.configfile import read_secret
 from roadpulse.wire.topics import subscriptions
 
+__all__ = ["MessageHandler", "MqttLink", "PublishHandler", "split_publish"]  # split_publish: tests import it here
+
 log = logging.getLogger(__name__)
 
 READS_PER_WAKEUP = 256
-RECV_CHUNK = 1 << 16
 MessageHandler = Callable[[paho.MQTTMessage], None]
-
-
-def split_publish(header: int, packet: bytes | bytearray) -> tuple[bytes, int, int, bytes]:
-    """(topic, qos, mid, payload) of an MQTT 5 PUBLISH body, properties skipped.
-
-    paho builds a full `Properties` object for every PUBLISH (~11 µs, a fifth of its
-    per-message cost); the collector reads no publish property, so it only skips them.
-    """
-    qos = (header & 0x06) >> 1
-    topic_len = (packet[0] << 8) | packet[1]
-    pos = 2 + topic_len
-    topic = bytes(packet[2:pos])
-    mid = 0
-    if qos:
-        mid = (packet[pos] << 8) | packet[pos + 1]
-        pos += 2
-    length = 0
-    shift = 0
-    while True:  # variable byte integer: the properties' length
-        byte = packet[pos]
-        pos += 1
-        length |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            break
-        shift += 7
-        if shift > 21:
-            raise ValueError("malformed property length")
-    return topic, qos, mid, bytes(packet[pos + length :])
-
-
-class _LeanClient(paho.Client):
-    """paho's client with a leaner PUBLISH handler for QoS 0/1 (the collector's only QoS).
-
-    Overrides a private method of paho-mqtt 2.x (pinned < 3 in pyproject.toml); tested
-    against paho's own decoder in tests/collector/test_mqtt_publish.py. It also skips
-    paho's per-message topic matching: the collector has one on_message and no filters.
-    """
-
-    _rbuf: bytes = b""
-    _rpos: int = 0
-
-    def _sock_recv(self, bufsize: int) -> bytes:
-        # paho asks the kernel for each packet's header byte, length and body separately (~4
-        # syscalls per message); read big chunks once and hand paho slices of them.
-        if self._rpos >= len(self._rbuf):
-            chunk = super()._sock_recv(RECV_CHUNK)
-            if not chunk:
-                return chunk
-            self._rbuf, self._rpos = chunk, 0
-        end = self._rpos + bufsize
-        piece = self._rbuf[self._rpos : end]
-        self._rpos = min(end, len(self._rbuf))
-        return piece
-
-    @property
-    def buffered(self) -> bool:
-        """Bytes already read from the socket but not yet parsed: epoll will not report them."""
-        return self._rpos < len(self._rbuf)
-
-    def drop_buffer(self) -> None:
-        self._rbuf, self._rpos = b"", 0
-
-    def _handle_publish(self) -> MQTTErrorCode:
-        header = self._in_packet["command"]
-        if self._protocol != paho.MQTTv5 or (header & 0x06) == 0x04:
-            return super()._handle_publish()
-        try:
-            topic, qos, mid, payload = split_publish(header, self._in_packet["packet"])
-        except (IndexError, ValueError) as exc:
-            raise MalformedPacket(str(exc)) from None  # paho then drops the connection, as its own decoder would
-        message = paho.MQTTMessage(mid=mid, topic=topic)
-        message.dup = bool(header & 0x08)
-        message.qos = qos
-        message.retain = bool(header & 0x01)
-        message.payload = payload
-        callback = self.on_message
-        if callback is not None:
-            with self._in_callback_mutex:
-                callback(self, self._userdata, message)
-        if qos and not self._manual_ack:
-            return self._send_puback(mid)
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
 class MqttLink:
@@ -122,7 +41,10 @@ class MqttLink:
     connection are void, because the broker redelivers those messages on the new one."""
 
     def __init__(self, cfg: MqttSection, client_id: str, on_message: MessageHandler,
-                 on_connected: Callable[[bool], None] | None = None) -> None:
+                 on_connected: Callable[[bool], None] | None = None,
+                 on_publish: PublishHandler | None = None) -> None:
+        """`on_publish` (topic, qos, mid, payload) takes QoS 0/1 PUBLISHes without a message
+        object; `on_message` gets the rest (and everything when `on_publish` is None)."""
         self._cfg = cfg
         self._on_message = on_message
         self._on_connected = on_connected
@@ -134,7 +56,7 @@ class MqttLink:
         self._writing = False
         self.connected = False
         self.connects = 0
-        client = _LeanClient(CallbackAPIVersion.VERSION2, client_id=client_id,
+        client = LeanClient(CallbackAPIVersion.VERSION2, client_id=client_id,
                              protocol=paho.MQTTv5, manual_ack=True)
         if cfg.username:
             client.username_pw_set(cfg.username, read_secret(cfg.password_file, cfg.password_env))
@@ -149,6 +71,7 @@ class MqttLink:
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
+        client.publish_handler = on_publish
         client.on_unsubscribe = self._handle_unsubscribe
         client.on_subscribe = self._handle_subscribe
         self._pending_subacks: set[int] = set()
@@ -257,6 +180,11 @@ class MqttLink:
     def ack(self, mid: int, qos: int) -> None:
         if qos and self.connected:
             self._client.ack(mid, qos)
+
+    def ack_many(self, mids: list[int]) -> None:
+        """PUBACK these QoS 1 messages, in this order, as one queued write (one `send`, not one each)."""
+        if mids and self.connected:
+            self._client.ack_many(mids)
 
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
         self._client.publish(topic, payload, qos=qos)

@@ -54,7 +54,8 @@ class Collector:
         self._spool = Spool(data_dir / "spool", config.spool.max_bytes)
         self._seqs = SeqTracker(grace_s=config.collector.gap_grace_s,
                                 count_gaps=config.mqtt.share_group is None)
-        self._link = MqttLink(config.mqtt, config.collector.client_id, self._on_message, self._on_connected)
+        self._link = MqttLink(config.mqtt, config.collector.client_id, self._on_message, self._on_connected,
+                              on_publish=self._on_publish)
         target = target_from_config(config.influx)
         self._sink = Sink(live=InfluxWriter(target), replay=InfluxWriter(target), spool=self._spool, dead=self._dead,
                           stats=self.stats, ledger=self._ledger, ack=self._ack, use_gzip=config.influx.gzip)
@@ -74,15 +75,19 @@ class Collector:
     def _on_message(self, message: paho.MQTTMessage) -> None:
         self._ingest.on_message(message)
 
+    def _on_publish(self, topic: bytes, qos: int, mid: int, payload: bytes) -> None:
+        self._ingest.on_publish(topic, qos, mid, payload)
+
     def _on_connected(self, session_present: bool) -> None:
         self._ledger.new_connection()
 
     def _seal(self, batch: Batch) -> None:
         self._sink.queue.put_nowait(batch)
 
-    def _ack(self, ticket: Ticket) -> None:
-        if ticket.generation == self._ledger.generation:
-            self._link.ack(ticket.mid, ticket.qos)
+    def _ack(self, tickets: list[Ticket]) -> None:
+        """PUBACK what the ledger released, in order, in one write; QoS 0 needs none."""
+        generation = self._ledger.generation
+        self._link.ack_many([t.mid for t in tickets if t.qos and t.generation == generation])
 
     def _request_rebirth(self, gateway: str, why: str) -> None:
         command = Command("rebirth", int(time.time() * 1000), why)

@@ -31,6 +31,10 @@ class SeqRanges:
 
     def add(self, seq: int, now: float) -> bool:
         """Record `seq`; True when it was already seen (a duplicate)."""
+        ends = self.ends
+        if ends and seq == ends[-1] + 1:  # the usual case, in order: the last range grows
+            ends[-1] = seq
+            return False
         if self.seen(seq):
             return True
         highest = self.ends[-1] if self.ends else None

@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 
 class Sink:
     def __init__(self, *, live: InfluxWriter, replay: InfluxWriter, spool: Spool, dead: DeadLetters,
-                 stats: Stats, ledger: AckLedger, ack: Callable[[Ticket], None], use_gzip: bool) -> None:
+                 stats: Stats, ledger: AckLedger, ack: Callable[[list[Ticket]], None], use_gzip: bool) -> None:
+        """`ack` gets the tickets the ledger releases, in arrival order, all at once."""
         self._live = live
         self._replay = replay
         self._spool = spool
@@ -87,8 +88,9 @@ class Sink:
 
     def _settle(self, tickets: list[Ticket]) -> None:
         self._dead.sync()  # dead letters recorded before this batch was sealed are durable first
-        for ticket in self._ledger.settle(tickets):
-            self._ack(ticket)
+        ready = self._ledger.settle(tickets)
+        if ready:
+            self._ack(ready)
         self._stats.acks_pending = self._ledger.pending
 
     # ---- writes ----

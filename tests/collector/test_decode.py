@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.decode import Decoder, Kind
+from collector.decode import Decoder, Kind, _careful_lines, _Unknown, build_table, data_lines, templates
 from roadpulse.wire import (
+    Birth,
     DataBatch,
+    MetricDef,
     Quality,
     Reading,
     TimeFlag,
@@ -164,3 +168,51 @@ def test_old_boots_are_remembered_for_replays() -> None:
     assert not decoder.known("gw-1", boots[0])
     assert decoder.known("gw-1", boots[1])
     assert decoder.known("gw-1", boots[2])
+
+
+# Every metric type, and a '%' in a tag and a field name (the templates are %-formats).
+_MIXED = Birth("gw-1", BOOT, 0, 1_700_000_000_000, "0.1.0", "abcdefabcdef",
+               [{"id": "d%1", "tags": {"site": "50%s"}}],
+               [MetricDef(a, "d%1", "m", f"x{a}%d", "", "fibs"[a % 4], {"lane": str(a)}) for a in range(8)])
+_MIXED_TABLE = build_table(_MIXED)
+_ANY_VALUE = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(),
+                       st.text(max_size=5), st.just([1]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(items=st.lists(st.tuples(st.one_of(st.integers(0, 9), st.just(True)), st.integers(-5, 5), _ANY_VALUE),
+                      max_size=20),
+       qualities=st.dictionaries(st.integers(-1, 20), st.sampled_from([[0, ""], [1, "x"], [2, ""], [2, "a\"b"],
+                                                                       [3, "bad"], "junk"]), max_size=4),
+       flags=st.sampled_from([0, 1, 2]))
+def test_templates_write_what_the_careful_path_writes(items: list[tuple[int, int, object]],
+                                                      qualities: dict[int, object], flags: int) -> None:
+    """The formatted-in-one-go path and the reading-by-reading path agree on every input:
+    same text, same bad-value count, same WireError reason, same unknown alias."""
+    flat = [x for item in items for x in item]
+
+    def outcome(run: Callable[[], tuple[str, int]]) -> object:
+        try:
+            return run()
+        except WireError as exc:
+            return ("wire", exc.reason)
+        except _Unknown as exc:
+            return ("unknown", str(exc))
+
+    fast = outcome(lambda: data_lines(list(flat), 1_700_000_000_000, qualities, flags, _MIXED_TABLE,
+                                      compiled=templates(_MIXED_TABLE)))
+    careful = outcome(lambda: _careful_lines(list(flat), 1_700_000_000_000, qualities, flags, _MIXED_TABLE))
+    assert fast == careful
+
+
+def test_percent_in_names_is_written_literally() -> None:
+    text, bad = data_lines([0, 0, 1.5, 1, 1, 7, 2, 1, True, 3, 1, "a%sb", 0, 1, None], 5, {}, 0, _MIXED_TABLE,
+                           compiled=templates(_MIXED_TABLE))
+    assert bad == 0
+    assert text.split("\n") == [
+        r"m,device=d%1,gateway=gw-1,lane=0,site=50%s x0%d=1.5 5",
+        r"m,device=d%1,gateway=gw-1,lane=1,site=50%s x1%d=7i 6",
+        r"m,device=d%1,gateway=gw-1,lane=2,site=50%s x2%d=true 7",
+        r'm,device=d%1,gateway=gw-1,lane=3,site=50%s x3%d="a%sb" 8',
+        r'm,device=d%1,gateway=gw-1,lane=0,site=50%s x0%d_err="nil" 9',
+    ]
