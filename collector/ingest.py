@@ -61,7 +61,7 @@ class IngestLimits:
 class Ingest:
     def __init__(self, prefix: str, limits: IngestLimits, *, decoder: Decoder, births: BirthStore,
                  dead: DeadLetters, seqs: SeqTracker, ledger: AckLedger, stats: Stats,
-                 request_rebirth: Callable[[str, str], None], seal: Callable[[Batch], None]) -> None:
+                 request_rebirth: Callable[[str, str, str], None], seal: Callable[[Batch], None]) -> None:
         self._prefix = prefix
         self._limits = limits
         self._decoder = decoder
@@ -74,7 +74,7 @@ class Ingest:
         self._seal_cb = seal
         self._batch = Batch()
         self._parked: list[_Parked] = []
-        self._last_rebirth: dict[str, float] = {}
+        self._last_rebirth: dict[tuple[str, str], float] = {}
         self._topics: dict[bytes, tuple[str, tuple[str, str] | None]] = {}
         self.closed = False
 
@@ -179,12 +179,15 @@ class Ingest:
         self._stats.parked += 1
         self._parked.append(_Parked(decoded.gateway, decoded.boot, topic, kind, payload, ticket,
                                     now + self._limits.park_timeout_s))
-        last = self._last_rebirth.get(decoded.gateway, -1e9)
+        # Rate-limited per boot: a backlog of an earlier boot asks for that boot's birth by name.
+        key = (decoded.gateway, decoded.boot)
+        last = self._last_rebirth.get(key, -1e9)
         if now - last >= REBIRTH_INTERVAL_S:
-            self._last_rebirth[decoded.gateway] = now
+            self._last_rebirth[key] = now
             self._stats.rebirth_requests += 1
-            log.info("rebirth requested", extra={"gateway": decoded.gateway, "why": decoded.missing})
-            self._request_rebirth(decoded.gateway, decoded.missing)
+            log.info("rebirth requested", extra={"gateway": decoded.gateway, "boot": decoded.boot,
+                                                 "why": decoded.missing})
+            self._request_rebirth(decoded.gateway, decoded.boot, decoded.missing)
 
     def _unpark(self, gateway: str, boot: str) -> None:
         ready = [p for p in self._parked if p.gateway == gateway and p.boot == boot]

@@ -89,8 +89,8 @@ class Collector:
         generation = self._ledger.generation
         self._link.ack_many([t.mid for t in tickets if t.qos and t.generation == generation])
 
-    def _request_rebirth(self, gateway: str, why: str) -> None:
-        command = Command("rebirth", int(time.time() * 1000), why)
+    def _request_rebirth(self, gateway: str, boot: str, why: str) -> None:
+        command = Command("rebirth", int(time.time() * 1000), why, boot=boot)
         self._link.publish(Topics(gateway, self.config.mqtt.topic_prefix).cmd, encode_command(command))
 
     # ---- tasks ----

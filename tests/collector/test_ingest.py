@@ -29,14 +29,14 @@ class _Message:
 class _Harness:
     def __init__(self, tmp_path: Path) -> None:
         self.sealed: list[Batch] = []
-        self.rebirths: list[tuple[str, str]] = []
+        self.rebirths: list[tuple[str, str, str]] = []
         self.stats = Stats()
         self.ledger = AckLedger()
         self.dead = DeadLetters(tmp_path / "dead")
         self.ingest = Ingest("rp/v1", IngestLimits(100_000, 60.0, 1000, park_timeout_s=5.0),
                              decoder=Decoder(), births=BirthStore(tmp_path / "births"), dead=self.dead,
                              seqs=SeqTracker(), ledger=self.ledger, stats=self.stats,
-                             request_rebirth=lambda gw, why: self.rebirths.append((gw, why)),
+                             request_rebirth=lambda gw, boot, why: self.rebirths.append((gw, boot, why)),
                              seal=self.sealed.append)
         self.mid = 0
 
@@ -59,7 +59,8 @@ def test_parked_message_holds_later_acks_until_its_birth_comes(tmp_path: Path) -
     h.send(TOPICS.data, encode_data(make_batch(birth, 0)))  # mid 1: no birth yet → parked
     h.send(TOPICS.data, encode_data(make_batch(birth, 1)))  # mid 2: parked too
     h.send(TOPICS.death, b"\xc1")  # mid 3: garbage → dead letter
-    assert h.rebirths == [("gw-1", "unknown boot 0123456789abcdef")]  # one request, not one per message
+    # One request, not one per message, naming the boot whose birth is missing.
+    assert h.rebirths == [("gw-1", "0123456789abcdef", "unknown boot 0123456789abcdef")]
     assert h.settle_all() == []  # 3 is durable, but 1 and 2 come first
     h.send(TOPICS.birth, encode_birth(birth))  # mid 4: unparks 1 and 2
     assert h.settle_all() == [1, 2, 3, 4]
@@ -90,7 +91,7 @@ def test_batches_seal_at_half_the_receive_window(tmp_path: Path) -> None:
     h = _Harness(tmp_path)
     h.ingest = Ingest("rp/v1", IngestLimits(100_000, 60.0, 3, 5.0), decoder=Decoder(),
                       births=BirthStore(tmp_path / "b2"), dead=h.dead, seqs=SeqTracker(), ledger=h.ledger,
-                      stats=h.stats, request_rebirth=lambda gw, why: None, seal=h.sealed.append)
+                      stats=h.stats, request_rebirth=lambda gw, boot, why: None, seal=h.sealed.append)
     birth = make_birth("gw-1", "0123456789abcdef")
     h.send(TOPICS.birth, encode_birth(birth))
     for seq in range(5):

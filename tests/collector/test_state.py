@@ -150,7 +150,7 @@ def test_health_messages_skip_seq_accounting(tmp_path: Path) -> None:
     stats = Stats()
     ingest = Ingest("rp/v1", IngestLimits(1000, 10.0, 50, 5.0), decoder=Decoder(),
                     births=BirthStore(tmp_path / "b"), dead=DeadLetters(tmp_path / "d"), seqs=SeqTracker(),
-                    ledger=AckLedger(), stats=stats, request_rebirth=lambda gw, why: None, seal=sealed.append)
+                    ledger=AckLedger(), stats=stats, request_rebirth=lambda gw, boot, why: None, seal=sealed.append)
     topics = Topics("gw-1")
     ingest.on_message(_Message(topics.birth, encode_birth(birth), 1))  # type: ignore[arg-type]
     for seq in range(3):
