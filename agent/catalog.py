@@ -16,6 +16,8 @@ from agent.profiles import ModbusProfile, SerialProfile, load_profile
 from roadpulse.wire import MetricDef
 
 _TYPE_OF_REGISTER = {"bit": "b", "bool": "b", "string": "s", "float32": "f", "float64": "f"}
+_INTEGER_REGISTERS = frozenset({"int16", "uint16", "int32", "uint32", "int64", "uint64"})
+_MAX_DECIMALS = 6
 
 
 def metric_type(profile: ModbusProfile | SerialProfile, point_name: str) -> str:
@@ -30,6 +32,26 @@ def metric_type(profile: ModbusProfile | SerialProfile, point_name: str) -> str:
     return {"float": "f", "int": "i", "str": "s", "bool": "b"}[fld.type]
 
 
+def metric_decimals(profile: ModbusProfile | SerialProfile, point_name: str) -> int | None:
+    """Decimals d when every value of the point is an integer times 10**-d, else None.
+
+    That holds for an integer register whose scale is exactly 10**-d (d = 1..6) and whose offset
+    is a multiple of it: the codec's value (register x scale + offset, tidied to 15 digits) is
+    then n / 10**d, which goes on the wire as the int n (docs/protocol.md, scaled ints).
+    Float registers and serial fields carry no such promise.
+    """
+    if not isinstance(profile, ModbusProfile):
+        return None
+    reg = next(r for r in profile.registers if r.name == point_name)
+    if reg.type not in _INTEGER_REGISTERS:
+        return None
+    for d in range(1, _MAX_DECIMALS + 1):
+        if reg.scale == 1 / 10**d:
+            offset = round(reg.offset * 10**d)
+            return d if offset / 10**d == reg.offset else None
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceEntry:
     device: Device
@@ -42,6 +64,11 @@ class Catalog:
     devices: list[DeviceEntry]
     metrics: list[MetricDef]
     config_hash: str
+
+    @property
+    def decimals(self) -> dict[int, int]:
+        """alias -> decimals of the metrics that declare them: what encode_data scales."""
+        return {m.alias: m.decimals for m in self.metrics if m.decimals is not None}
 
     def alias(self, device_id: str, point: str) -> int:
         for entry in self.devices:
@@ -66,6 +93,7 @@ def build_catalog(config: AgentConfig, config_path: Path | None = None) -> Catal
         aliases: dict[str, int] = {}
         for point in points:
             tags = {**profile.tags, **device.tags, **point.tags}
+            mtype = metric_type(profile, point.name)
             metrics.append(
                 MetricDef(
                     alias=alias,
@@ -73,8 +101,9 @@ def build_catalog(config: AgentConfig, config_path: Path | None = None) -> Catal
                     measurement=point.measurement or profile.measurement,
                     field=point.field or point.name,
                     unit=point.unit,
-                    type=metric_type(profile, point.name),
+                    type=mtype,
                     tags=tags,
+                    decimals=metric_decimals(profile, point.name) if mtype == "f" else None,
                 )
             )
             aliases[point.name] = alias

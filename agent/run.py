@@ -145,7 +145,7 @@ class Agent:
             self._store_birth()
         batch = DataBatch(self.topics.gateway, self.boot, self._seq, _wall_ms(), sealed.readings,
                           time_flags=sealed.flags)
-        record_id = self._queue.append(encode_data(batch), weight=len(sealed.readings),
+        record_id = self._queue.append(encode_data(batch, self.catalog.decimals), weight=len(sealed.readings),
                                        ts_ms=min(r.ts_ms for r in sealed.readings))
         self._staged[record_id] = sealed.readings
         if not self._epochs or self._epochs[-1][1] != sealed.epoch:
@@ -249,6 +249,7 @@ class Agent:
             batch = corrected(batch, delta, self._judge, _wall_ms())
         if replay:
             batch = dataclasses.replace(batch, replay=True)
+        # Decoded from the queue, its values are wire values (scaled ints already): no decimals again.
         return encode_data(batch)
 
     def _boot_of(self, record: Record) -> str | None:
@@ -300,7 +301,7 @@ class Agent:
         batch = DataBatch(self.topics.gateway, self.boot, self._health_seq, now,
                           health_readings(self.health, values, devices, now), kind="health")
         self._health_seq += 1
-        return encode_data(batch)
+        return encode_data(batch, {m.alias: m.decimals for m in self.health.metrics if m.decimals is not None})
 
     async def _health_forever(self) -> None:
         sampler = ProcessSampler(self.data_dir)

@@ -19,7 +19,7 @@ into its event-loop thread (paho, decoding, batching, acks) and the worker threa
 HTTP, spool). Every phase checks that InfluxDB holds every reading (zero loss under
 overload: backpressure via unacked messages, not drops). With --repeat, medians and ranges.
 
-Usage: bench/collector_cpu.py [--messages 4000] [--per-message 50] [--repeat 5]
+Usage: bench/collector_cpu.py [--messages 4000] [--per-message 50] [--per-poll 1] [--decimals 1] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -176,7 +176,8 @@ def one_run(args: argparse.Namespace) -> tuple[Phase, Phase, int]:
             http_port = free_port()
             config = write_config(work, broker.url, influx.url, http_port,
                                   receive_maximum=args.receive_maximum, use_gzip=not args.no_gzip)
-            birth = make_birth("gw-bench", boot_id(), metrics=50)
+            birth = make_birth("gw-bench", boot_id(), metrics=50, decimals=args.decimals)
+            decimals = {m.alias: m.decimals for m in birth.metrics if m.decimals is not None}
             publisher = Publisher(broker.url, client_id="bench-publisher")
             publisher.birth(birth)
             batches = [make_batch(birth, s, args.per_message, per_poll=args.per_poll)
@@ -192,7 +193,7 @@ def one_run(args: argparse.Namespace) -> tuple[Phase, Phase, int]:
             # 1. backlog held by the broker while the collector is down. The broker is paused
             # (SIGSTOP) while the collector starts, so its start-up (imports, config) is outside
             # the measured window: start-up CPU varies by more than the whole drain's noise.
-            publisher.data(batches[: args.messages])
+            publisher.data(batches[: args.messages], decimals=decimals)
             assert broker.pid is not None
             os.kill(broker.pid, signal.SIGSTOP)
             try:
@@ -212,7 +213,8 @@ def one_run(args: argparse.Namespace) -> tuple[Phase, Phase, int]:
             live_batches = batches[args.messages :]
             window = Window(proc.pid, influx.pid).open()
             began = time.monotonic()
-            feeders = [threading.Thread(target=p.data, args=(live_batches[i::2],), name=f"feeder-{i}")
+            feeders = [threading.Thread(target=p.data, args=(live_batches[i::2],), kwargs={"decimals": decimals},
+                                        name=f"feeder-{i}")
                        for i, p in enumerate((publisher, second))]
             for feeder in feeders:
                 feeder.start()
@@ -251,11 +253,16 @@ def main() -> int:
     parser.add_argument("--per-poll", type=int, default=1,
                         help="readings sharing one timestamp (1 = worst case: every reading its own time)")
     parser.add_argument("--no-gzip", action="store_true", help="plain bodies (a collector next to InfluxDB)")
+    parser.add_argument("--decimals", type=int, default=None,
+                        help="declare the float metrics (speeds, 1 decimal) scaled, so they travel as ints "
+                             "(as the agent sends x0.1 registers); default: plain floats")
     parser.add_argument("--repeat", type=int, default=3, help="runs, each with fresh services; medians reported")
     args = parser.parse_args()
     total = args.messages * args.per_message
+    floats = f"scaled, {args.decimals} decimals" if args.decimals is not None else "plain"
     print(f"readings per phase: {total} ({args.messages} messages x {args.per_message}), "
           f"{args.per_poll} per timestamp, gzip {'off' if args.no_gzip else 'on'}, "
+          f"float metrics {floats}, "
           f"receive maximum {args.receive_maximum}, {args.repeat} run(s)", flush=True)
     phases: dict[str, list[Phase]] = {"backlog drain": [], "live overload": []}
     lost = False

@@ -5,7 +5,8 @@
 The readings are those of the shipped detector profile (config/profiles/vds_modbus.toml:
 4 lanes x volume/occupancy/speed/3 length classes + 4 station values, 28 points) polled
 every 30 s, with plausible values. They go through the agent's own batcher and encoder,
-exactly as the agent seals them (shipped [publish] defaults). Sparkplug B is encoded by hand
+exactly as the agent seals them (shipped [publish] defaults), and are encoded with the
+catalogue's decimals as the agent encodes them (scaled ints, docs/protocol.md). Sparkplug B is encoded by hand
 (no protobuf package needed): NDATA with aliases, per-metric timestamp and datatype, which
 is what Sparkplug store-and-forward needs to keep each reading's time.
 """
@@ -70,7 +71,8 @@ def make_readings(stations: int, polls: int, seed: int = 1) -> tuple[list[list[R
 
 
 def roadpulse_messages(polls: list[list[Reading]], max_readings: int, max_bytes: int,
-                       stations: int) -> list[bytes]:
+                       stations: int, decimals: dict[int, int] | None = None) -> list[bytes]:
+    """`decimals` as the agent passes them (alias -> d): scaled ints where the birth declares them."""
     batcher = Batcher(max_readings, max_bytes, 1.0)
     messages: list[bytes] = []
     seq = 0
@@ -78,12 +80,14 @@ def roadpulse_messages(polls: list[list[Reading]], max_readings: int, max_bytes:
         # All stations of one 30-s slot arrive within the batch age; the slot's end seals it.
         now = (i // stations) * 30.0
         for sealed in batcher.add(readings, TimeFlag.NONE, 0, now):
-            messages.append(encode_data(DataBatch("gw-bench", "0123456789abcdef", seq, T0, sealed.readings)))
+            messages.append(encode_data(DataBatch("gw-bench", "0123456789abcdef", seq, T0, sealed.readings),
+                                        decimals))
             seq += 1
         if (i + 1) % stations == 0:
             last = batcher.seal()
             if last:
-                messages.append(encode_data(DataBatch("gw-bench", "0123456789abcdef", seq, T0, last.readings)))
+                messages.append(encode_data(DataBatch("gw-bench", "0123456789abcdef", seq, T0, last.readings),
+                                            decimals))
                 seq += 1
     return messages
 
@@ -150,8 +154,11 @@ def report(stations: int, polls: int) -> dict[str, float]:
     metrics = {m.alias: m for m in metric_list}
     readings = [r for p in polls_readings for r in p]
     n = len(readings)
-    rp = roadpulse_messages(polls_readings, 200, 16 * 1024, stations)
+    decimals = {m.alias: m.decimals for m in metric_list if m.decimals is not None}
+    rp = roadpulse_messages(polls_readings, 200, 16 * 1024, stations, decimals)
     rp_payload = sum(map(len, rp))
+    # The same without scaled ints (every float as float32 or float64), for comparison.
+    unscaled_payload = sum(map(len, roadpulse_messages(polls_readings, 200, 16 * 1024, stations)))
     rp_topic = "rp/v1/gw-bench/data"
     rp_wire = rp_payload + sum(mqtt_publish_overhead(rp_topic, len(m)) for m in rp)
     js = json_per_reading(readings, metrics)
@@ -167,6 +174,8 @@ def report(stations: int, polls: int) -> dict[str, float]:
         "stations": stations, "readings": n, "roadpulse_messages": len(rp),
         "roadpulse_payload_B_per_reading": rp_payload / n,
         "roadpulse_wire_B_per_reading": rp_wire / n,
+        "roadpulse_unscaled_payload_B_per_reading": unscaled_payload / n,
+        "roadpulse_unscaled_wire_B_per_reading": (unscaled_payload + rp_wire - rp_payload) / n,
         "json_payload_B_per_reading": js_payload / n,
         "json_wire_B_per_reading": js_wire / n,
         "sparkplug_payload_B_per_reading": sum(map(len, sp)) / n,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from itertools import accumulate, compress, repeat
+from itertools import accumulate, compress, islice, pairwise, repeat
 from operator import is_, is_not
 from types import NoneType
 from typing import Any
@@ -26,8 +26,9 @@ AGENT_MEASUREMENT = "roadpulse_agent"
 _QUALITY_NAMES = {1: "uncertain", 2: "bad"}
 _TIME_OK = (0, 2)  # none or corrected: stored as good time (docs/protocol.md, time flags)
 
-# alias -> (prefix up to the value `series field=`, type, `series ` for other fields, escaped field key)
-Entry = tuple[str, str, str, str]
+# alias -> (prefix up to the value `series field=`, type, `series ` for other fields, escaped field key,
+# decimals of a scaled float metric or 0)
+Entry = tuple[str, str, str, str, int]
 AliasTable = dict[int, Entry]
 
 
@@ -46,7 +47,8 @@ def build_table(birth: Birth, *, health: bool = False) -> AliasTable:
             measurement = AGENT_MEASUREMENT
         series = series_key(measurement, tags) + " "
         key = escape_key(metric.field)
-        table[metric.alias] = (f"{series}{key}=", metric.type, series, key)
+        decimals = (metric.decimals or 0) if metric.type == FLOAT else 0
+        table[metric.alias] = (f"{series}{key}=", metric.type, series, key, decimals)
     return table
 
 
@@ -128,31 +130,63 @@ _INT_ONLY = {int}
 
 
 @dataclass(frozen=True, slots=True)
+class Forms:
+    """Per alias, %-formats of its line: `pieces` of the value, `floats` of a float for a scaled
+    metric, `nil` of the escaped reason of a reading without a value; `careful` the slot of a
+    line made by `_careful_line` (which ends before the time)."""
+
+    pieces: dict[int, str]
+    floats: dict[int, str]
+    nil: dict[int, str]
+    careful: str
+
+
+@dataclass(frozen=True, slots=True)
 class Templates:
-    """Per alias, its line as a %-format of (value, time), built from the birth's prefixes once.
+    """Per alias, its line as a %-format, built from the birth's prefixes once.
 
     Only float and integer metrics get a value template: `%r` writes a float as repr
     (shortest round trip) and an int as str, as `format_value` does for type f; `%di` an int
-    for type i. `expect` is the value type a template takes without a look (float for f, int
-    for i; None for b and s, which are rare and go the careful way). `nil` is the line of a
-    reading without a value, as a %-format of (escaped reason, time).
+    for type i; `%de-2` the scaled int of a float metric with 2 decimals (no float is made).
+    `expect` is the value type a template takes without a look (float for f, int for i and
+    scaled f; None for b and s, which are rare and go the careful way). `timed` forms end in
+    ` %d`, the reading's time as an argument; `untimed` forms end before it, for runs of
+    readings that share a time (`data_lines` joins the time in as text).
     """
 
-    pieces: dict[int, str]
     expect: dict[int, type | None]
-    nil: dict[int, str]
+    timed: Forms
+    untimed: Forms
 
 
 def templates(table: AliasTable) -> Templates:
-    pieces: dict[int, str] = {}
     expect: dict[int, type | None] = {}
+    pieces: dict[int, str] = {}
+    floats: dict[int, str] = {}
     nil: dict[int, str] = {}
-    for alias, (prefix, kind, series, key) in table.items():
-        expect[alias] = float if kind == FLOAT else int if kind == INTEGER else None
-        if kind in (FLOAT, INTEGER):
-            pieces[alias] = prefix.replace("%", "%%") + ("%r %d" if kind == FLOAT else "%di %d")
-        nil[alias] = f'{series}{key}_err='.replace("%", "%%") + '"%s" %d'
-    return Templates(pieces, expect, nil)
+    for alias, (prefix, kind, series, key, decimals) in table.items():
+        literal = prefix.replace("%", "%%")
+        if kind == FLOAT and decimals:
+            expect[alias] = int
+            pieces[alias] = literal + f"%de-{decimals}"
+            floats[alias] = literal + "%r"
+        elif kind in (FLOAT, INTEGER):
+            expect[alias] = float if kind == FLOAT else int
+            pieces[alias] = literal + ("%r" if kind == FLOAT else "%di")
+        else:
+            expect[alias] = None
+        nil[alias] = f'{series}{key}_err='.replace("%", "%%") + '"%s"'
+    untimed = Forms(pieces, floats, nil, "%s")
+
+    def timed(forms: dict[int, str]) -> dict[int, str]:
+        return {alias: form + " %d" for alias, form in forms.items()}
+
+    return Templates(expect, Forms(timed(pieces), timed(floats), timed(nil), "%s %d"), untimed)
+
+
+# A message's readings share a time in runs (one device poll each); when the runs are this long
+# on average, each run's time is formatted once and joined in as text, not formatted per reading.
+_MIN_RUN = 8
 
 
 def data_lines(
@@ -162,14 +196,17 @@ def data_lines(
     """The hot path. Returns (the message's lines joined by newlines, readings whose value did not fit).
 
     No Python code runs per ordinary reading: the message's format string is the join of
-    its aliases' templates (`templates`), its arguments the values and the running times
-    interleaved by slice assignment, and one `%` formats them all. Checks are done in C
-    over the whole message: sets of types, one list comparison of the values' types with
-    the types the templates expect, one sum for non-finite floats. Only the readings that
-    differ (nil, a float for an integer metric, bool, str, an unknown alias) and those with
-    a quality entry are looked at one by one; what is neither an int for a float metric
-    nor a plain nil is made by `_careful_line`, which also raises WireError for anything
-    invalid, or _Unknown.
+    its aliases' templates (`templates`) and one `%` formats them all. A reading's time is
+    the `%d` that ends its timed template, the running times (`accumulate`) interleaved with
+    the values as arguments by slice assignment; or, when readings share times in long runs
+    (the readings of one poll: dt = 0), its run's time formatted once and joined in as text
+    between untimed templates, and the values alone are the arguments. Checks
+    are done in C over the whole message: sets of types, one list comparison of the values'
+    types with the types the templates expect, one sum for non-finite floats. Only the
+    readings that differ (nil, a float for an integer metric, bool, str, an unknown alias)
+    and those with a quality entry are looked at one by one; what is neither an int for a
+    float metric, a float for a scaled one, nor a plain nil is made by `_careful_line`,
+    which also raises WireError for anything invalid, or _Unknown.
     """
     n = len(flat) // 3
     if not n:
@@ -186,12 +223,21 @@ def data_lines(
         total = sum(compress(values, map(is_, types, repeat(float))))
     if total - total != 0.0:  # a nan or an inf (or an overflow, which the careful path clears)
         return _careful_lines(flat, base, qualities, flags, table)
-    pieces: list[str | None] = list(map(compiled.pieces.get, aliases))
     dts[0] += base
     times = list(accumulate(dts))
-    args: list[Any] = [None] * (2 * n)
-    args[0::2] = values
-    args[1::2] = times
+    # Runs of one time (dt = 0) long enough? Then each run's time is joined in as text. (The
+    # last reading's dt first: it is 0 in a message of polls, and a look at it is cheaper than a count.)
+    runs = dts[-1] == 0 and n >= _MIN_RUN and (n - dts.count(0)) * _MIN_RUN <= n
+    forms = compiled.untimed if runs else compiled.timed
+    pieces: list[str | None] = list(map(forms.pieces.get, aliases))
+    if runs:
+        args: list[Any] = values
+        step = 1
+    else:
+        args = [None] * (2 * n)
+        args[0::2] = values
+        args[1::2] = times
+        step = 2
     bad_values = 0
     if types != expected or qualities:
         odd = set(compress(range(n), map(is_not, types, expected)))
@@ -199,24 +245,32 @@ def data_lines(
             odd.update(i for i in qualities if type(i) is int and 0 <= i < n)
         for index in sorted(odd):
             kind = types[index]
-            if kind is int and expected[index] is float and index not in qualities:
-                continue  # an int for a float metric: `%r` writes it as str() would
-            nil = compiled.nil.get(aliases[index]) if kind is NoneType else None
+            if index not in qualities:
+                if kind is int and expected[index] is float:
+                    continue  # an int for a float metric: `%r` writes it as str() would
+                if kind is float and expected[index] is int:
+                    plain = forms.floats.get(aliases[index])
+                    if plain is not None:  # a float for a scaled metric: taken as is
+                        pieces[index] = plain
+                        continue
+            nil = forms.nil.get(aliases[index]) if kind is NoneType else None
             if nil is not None:
                 pieces[index] = nil
-                args[2 * index] = _nil_reason(qualities.get(index))
+                args[step * index] = _nil_reason(qualities.get(index))
                 continue
-            line, bad = _careful_line(flat, index, times[index], qualities=qualities, flags=flags,
-                                      table=table)
-            pieces[index] = _CAREFUL_SLOT
-            args[2 * index] = line
+            line, bad = _careful_line(flat, index, qualities=qualities, flags=flags, table=table)
+            pieces[index] = forms.careful
+            args[step * index] = line
             bad_values += bad
-    return "\n".join(pieces) % tuple(args), bad_values  # type: ignore[arg-type]
-
-
-# A reading's slot for a line made by `_careful_line`: `%s` takes the line, and `%.0s`
-# swallows the reading's time (the careful line holds it already).
-_CAREFUL_SLOT = "%s%.0s"
+    if not runs:
+        return "\n".join(pieces) % tuple(args), bad_values  # type: ignore[arg-type]
+    # Where each run starts (a nonzero dt; the first reading starts one) and the end.
+    starts = [0, *compress(range(1, n), islice(dts, 1, None)), n]
+    text = "\n".join([
+        f" {times[start]}\n".join(pieces[start:end]) + f" {times[start]}"  # type: ignore[arg-type]
+        for start, end in pairwise(starts)
+    ])
+    return text % tuple(args), bad_values
 
 
 def _nil_reason(quality: object) -> str:
@@ -238,14 +292,15 @@ def _careful_lines(
     for index in range(len(flat) // 3):
         _check_reading(flat, index, table)
         now += flat[3 * index + 1]
-        line, bad = _careful_line(flat, index, now, qualities=qualities, flags=flags, table=table)
-        out.append(line)
+        line, bad = _careful_line(flat, index, qualities=qualities, flags=flags, table=table)
+        out.append(f"{line} {now}")
         bad_values += bad
     return "\n".join(out), bad_values
 
 
-def _careful_line(flat: list[Any], index: int, now: int, *, qualities: dict[Any, Any], flags: int,
+def _careful_line(flat: list[Any], index: int, *, qualities: dict[Any, Any], flags: int,
                   table: AliasTable) -> tuple[str, int]:
+    """Reading `index`'s line up to its time (the caller adds ` time`), and 1 if its value did not fit."""
     unknown = _check_reading(flat, index, table)
     if unknown is not None:
         raise _Unknown(unknown)
@@ -253,19 +308,19 @@ def _careful_line(flat: list[Any], index: int, now: int, *, qualities: dict[Any,
     entry = table[alias]
     quality = qualities.get(index)
     if value is None:
-        return _with_flags(entry, "", now, quality, flags=flags), 0
+        return _with_flags(entry, "", quality, flags=flags), 0
     try:
-        text = format_value(value, entry[1])
+        text = format_value(value, entry[1], entry[4])
     except ValueError:
-        return _with_flags(entry, "", now, None, flags=flags, error=f"bad-type:{type(value).__name__}"), 1
-    return _with_flags(entry, text, now, quality, flags=flags), 0
+        return _with_flags(entry, "", None, flags=flags, error=f"bad-type:{type(value).__name__}"), 1
+    return _with_flags(entry, text, quality, flags=flags), 0
 
 
 class _Unknown(Exception):  # noqa: N818 - internal signal, never escapes this module
     """Data refers to an alias this boot's birth does not define."""
 
 
-def _with_flags(entry: Entry, text: str, now: int, quality: object, *, flags: int, error: str = "") -> str:
+def _with_flags(entry: Entry, text: str, quality: object, *, flags: int, error: str = "") -> str:
     extra = ""
     if quality is not None:
         if not (isinstance(quality, list) and len(quality) == 2 and quality[0] in (0, 1, 2)
@@ -280,8 +335,8 @@ def _with_flags(entry: Entry, text: str, now: int, quality: object, *, flags: in
         extra += f",tf_q={flags}i"
     if text == "":  # nil: the reading has no value, only why
         why = escape_string(error or reason or "nil")
-        return f'{entry[2]}{entry[3]}_err="{why}"{extra} {now}'
-    return f"{entry[0]}{text}{extra} {now}"
+        return f'{entry[2]}{entry[3]}_err="{why}"{extra}'
+    return f"{entry[0]}{text}{extra}"
 
 
 class Decoder:

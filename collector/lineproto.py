@@ -52,8 +52,12 @@ def series_key(measurement: str, tags: Mapping[str, str]) -> str:
     return ",".join(parts)
 
 
-def format_value(value: object, kind: str) -> str:
-    """One field value as its metric's fixed type. Raises ValueTypeError when it does not fit."""
+def format_value(value: object, kind: str, decimals: int = 0) -> str:
+    """One field value as its metric's fixed type. Raises ValueTypeError when it does not fit.
+
+    `decimals` (type f): an int n is the scaled int of protocol v1, n x 10**-decimals, written
+    as `ne-decimals`, which InfluxDB parses to the same float as n / 10**decimals.
+    """
     if kind == FLOAT:
         if isinstance(value, float):
             if not math.isfinite(value):
@@ -61,7 +65,7 @@ def format_value(value: object, kind: str) -> str:
             # repr is the shortest text that round-trips; "3.0" and "3" are the same float to InfluxDB.
             return repr(value)
         if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
+            return f"{value}e-{decimals}" if decimals else str(value)
     elif kind == INTEGER:
         if isinstance(value, int) and not isinstance(value, bool):
             return f"{value}i"

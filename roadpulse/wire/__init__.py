@@ -15,6 +15,9 @@ from roadpulse.wire.envelope import (
     encode_command,
     encode_data,
     encode_death,
+    engineering_values,
+    scale_value,
+    unscale_value,
 )
 from roadpulse.wire.topics import GATEWAY_ID_PATTERN, Topics, parse_topic, validate_gateway_id
 
@@ -35,6 +38,9 @@ __all__ = [
     "encode_command",
     "encode_data",
     "encode_death",
+    "engineering_values",
     "parse_topic",
+    "scale_value",
+    "unscale_value",
     "validate_gateway_id",
 ]

@@ -10,7 +10,7 @@ import dataclasses
 import enum
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +57,11 @@ class Reading:
 
 @dataclass(frozen=True, slots=True)
 class MetricDef:
-    """What an alias means. `type` is fixed for the metric's life: f, i, b or s."""
+    """What an alias means. `type` is fixed for the metric's life: f, i, b or s.
+
+    `decimals` (type f only, 0-9): an int n on the wire means n x 10**-decimals (a float
+    is taken as is). None: no scaling, an int is the value itself.
+    """
 
     alias: int
     device: str
@@ -66,6 +70,13 @@ class MetricDef:
     unit: str
     type: str
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    decimals: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.decimals is not None and not (
+            type(self.decimals) is int and 0 <= self.decimals <= MAX_DECIMALS and self.type == "f"
+        ):
+            raise ValueError(f"alias {self.alias}: decimals {self.decimals!r} (0-{MAX_DECIMALS}, type f only)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +123,51 @@ class Command:
 
 Message = DataBatch | Birth | Death | Command
 METRIC_TYPES = frozenset("fibs")
+MAX_DECIMALS = 9
 _F32 = struct.Struct(">f")
+# Scaled ints stay below 2**53, so every one is exact as a float too (tools, JSON, InfluxDB).
+_SCALED_LIMIT = 2**53
+
+
+def scale_value(value: Value, decimals: int) -> Value:
+    """The wire value of `value` for a metric with `decimals`: the int n with n x 10**-decimals
+    == value when there is one (exactly, as Python floats compare), else the value unchanged."""
+    factor: int = 10**decimals
+    if type(value) is float:
+        product = value * factor
+        if not -_SCALED_LIMIT < product < _SCALED_LIMIT:  # also nan and inf
+            return value
+        n = round(product)
+        return n if abs(n) < _SCALED_LIMIT and n / factor == value else value
+    if type(value) is int:
+        n = value * factor
+        # Too large to scale: sent as a float, which is what the collector would write anyway.
+        return n if abs(n) < _SCALED_LIMIT else float(value)
+    return value
+
+
+def unscale_value(value: Value, decimals: int | None) -> Value:
+    """The engineering value of a wire value for a metric with `decimals` (the inverse of scale_value)."""
+    if decimals is not None and type(value) is int:
+        factor: int = 10**decimals
+        return value / factor
+    return value
+
+
+def engineering_values(batch: DataBatch, birth: Birth) -> DataBatch:
+    """`batch` (as decoded) with every scaled int turned into the value it stands for, by `birth`'s metrics.
+
+    For tools and tests; the collector writes scaled ints without converting them.
+    """
+    decimals = {m.alias: m.decimals for m in birth.metrics if m.type == "f" and m.decimals is not None}
+    if not decimals:
+        return batch
+    readings = [
+        dataclasses.replace(r, value=unscale_value(r.value, decimals[r.alias]))
+        if r.alias in decimals and type(r.value) is int else r
+        for r in batch.readings
+    ]
+    return dataclasses.replace(batch, readings=readings)
 
 
 def _compact_value(value: Value) -> Value:
@@ -157,16 +212,23 @@ def _pack_with_f32(packer: msgpack.Packer, obj: dict[str, Any]) -> bytes:
     return bytes(out)
 
 
-def encode_data(batch: DataBatch) -> bytes:
+def encode_data(batch: DataBatch, decimals: Mapping[int, int] | None = None) -> bytes:
+    """`decimals` maps aliases of type-f metrics whose birth declares decimals to them: their
+    values are sent as scaled ints where exact (`scale_value`). Without it, values go as they are
+    (which is also right for a batch decoded from the wire, whose values are wire values)."""
     flat: list[Value] = []
     qualities: dict[int, list[int | str]] = {}
-    previous = batch.ts_ms
     base = batch.readings[0].ts_ms if batch.readings else batch.ts_ms
     previous = base
+    scaled = decimals or {}
     for index, reading in enumerate(batch.readings):
         flat.append(reading.alias)
         flat.append(reading.ts_ms - previous)
-        flat.append(_compact_value(reading.value))
+        value = reading.value
+        d = scaled.get(reading.alias) if scaled else None
+        if d is not None:
+            value = scale_value(value, d)
+        flat.append(_compact_value(value))
         previous = reading.ts_ms
         if reading.quality != Quality.GOOD:
             qualities[index] = [int(reading.quality), reading.reason]
@@ -201,11 +263,16 @@ def encode_birth(birth: Birth) -> bytes:
         "cfg": birth.config_hash,
         "tf": int(birth.time_flags),
         "devices": birth.devices,
-        "metrics": [
-            [m.alias, m.device, m.measurement, m.field, m.unit, m.type, m.tags] for m in birth.metrics
-        ],
+        "metrics": [_metric_row(m) for m in birth.metrics],
     }
     return _pack(obj)
+
+
+def _metric_row(m: MetricDef) -> list[Any]:
+    row: list[Any] = [m.alias, m.device, m.measurement, m.field, m.unit, m.type, m.tags]
+    if m.decimals is not None:  # the 8th element only when set: 7-element births stay byte-identical
+        row.append(m.decimals)
+    return row
 
 
 def encode_death(death: Death) -> bytes:
@@ -291,9 +358,10 @@ def _decode_birth(obj: dict[str, Any]) -> Birth:
     metrics: list[MetricDef] = []
     seen: set[int] = set()
     for raw in _need(obj, "metrics", list):
-        if not (isinstance(raw, list) and len(raw) == 7):
+        if not (isinstance(raw, list) and len(raw) in (7, 8)):
             raise WireError("bad-metric", repr(raw)[:80])
-        alias, device, measurement, fieldname, unit, mtype, tags = raw
+        alias, device, measurement, fieldname, unit, mtype, tags = raw[:7]
+        decimals = raw[7] if len(raw) == 8 else None
         if not isinstance(alias, int) or alias < 0 or alias in seen:
             raise WireError("bad-metric", f"alias {alias!r}")
         if not all(isinstance(x, str) and x for x in (device, measurement, fieldname)):
@@ -304,8 +372,12 @@ def _decode_birth(obj: dict[str, Any]) -> Birth:
             isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
         ):
             raise WireError("bad-metric", f"alias {alias}: tags")
+        if decimals is not None and (
+            type(decimals) is not int or not 0 <= decimals <= MAX_DECIMALS or mtype != "f"
+        ):
+            raise WireError("bad-metric", f"alias {alias}: decimals {decimals!r}")
         seen.add(alias)
-        metrics.append(MetricDef(alias, device, measurement, fieldname, unit, mtype, dict(tags)))
+        metrics.append(MetricDef(alias, device, measurement, fieldname, unit, mtype, dict(tags), decimals))
     flags = obj.get("tf", 0)
     return Birth(
         gateway, boot, seq, ts, str(obj.get("agent", "")), str(obj.get("cfg", "")),

@@ -21,16 +21,19 @@ from roadpulse.wire import (
     decode,
     encode_birth,
     encode_data,
+    engineering_values,
 )
 from tests.collector.traffic import make_birth
 
 BOOT = "0123456789abcdef"
 BIRTH = make_birth("gw-1", BOOT, metrics=10)
+# The same metrics, the float ones declared with 2 decimals (scaled ints on the wire).
+SCALED_BIRTH = make_birth("gw-1", BOOT, metrics=10, decimals=2)
 
 
-def _decoder() -> Decoder:
+def _decoder(birth: Birth = BIRTH) -> Decoder:
     decoder = Decoder()
-    decoder.decode("gw-1", "birth", encode_birth(BIRTH))
+    decoder.decode("gw-1", "birth", encode_birth(birth))
     return decoder
 
 
@@ -45,7 +48,8 @@ readings = st.lists(
         st.integers(0, 9),
         st.integers(-5000, 5000),
         st.one_of(st.none(), st.integers(-(2**31), 2**31), st.floats(allow_nan=False, allow_infinity=False,
-                                                                     width=32)),
+                                                                     width=32),
+                  st.integers(-(10**6), 10**6).map(lambda n: n / 100)),
         st.sampled_from([Quality.GOOD, Quality.UNCERTAIN, Quality.BAD]),
     ),
     max_size=40,
@@ -53,18 +57,23 @@ readings = st.lists(
 
 
 @settings(max_examples=200, deadline=None)
-@given(items=readings, flags=st.sampled_from([0, 1, 2, 4, 5]), seq=st.integers(0, 2**40))
+@given(items=readings, flags=st.sampled_from([0, 1, 2, 4, 5]), seq=st.integers(0, 2**40),
+       birth=st.sampled_from([BIRTH, SCALED_BIRTH]))
 def test_fast_path_matches_wire_decode(items: list[tuple[int, int, object, Quality]], flags: int,
-                                       seq: int) -> None:
+                                       seq: int, birth: Birth) -> None:
     ts = 1_700_000_000_000
     batch_readings = []
     for alias, dt, value, quality in items:
         ts += dt
         batch_readings.append(Reading(alias, ts, value, quality, "why" if quality else ""))  # type: ignore[arg-type]
-    payload = encode_data(DataBatch("gw-1", BOOT, seq, ts, batch_readings, TimeFlag(flags)))
-    reference = decode(payload)
-    assert isinstance(reference, DataBatch)
-    result = _decoder().decode("gw-1", "data", payload)
+    decimals = {m.alias: m.decimals for m in birth.metrics if m.decimals is not None}
+    payload = encode_data(DataBatch("gw-1", BOOT, seq, ts, batch_readings, TimeFlag(flags)), decimals)
+    wire = decode(payload)
+    assert isinstance(wire, DataBatch)
+    reference = engineering_values(wire, birth)
+    # What the agent took is what the collector writes, scaled on the wire or not.
+    assert [r.value for r in reference.readings] == [r.value for r in batch_readings]
+    result = _decoder(birth).decode("gw-1", "data", payload)
     assert result.kind is Kind.LINES
     assert result.seq == seq
     assert len(result.lines) == len(reference.readings)
@@ -170,18 +179,22 @@ def test_old_boots_are_remembered_for_replays() -> None:
     assert decoder.known("gw-1", boots[2])
 
 
-# Every metric type, and a '%' in a tag and a field name (the templates are %-formats).
+# Every metric type, scaled floats (aliases 8, 9), and a '%' in a tag and a field name (the
+# templates are %-formats). Aliases 10 and 11 are unknown.
 _MIXED = Birth("gw-1", BOOT, 0, 1_700_000_000_000, "0.1.0", "abcdefabcdef",
                [{"id": "d%1", "tags": {"site": "50%s"}}],
-               [MetricDef(a, "d%1", "m", f"x{a}%d", "", "fibs"[a % 4], {"lane": str(a)}) for a in range(8)])
+               [MetricDef(a, "d%1", "m", f"x{a}%d", "", "fibs"[a % 4], {"lane": str(a)}) for a in range(8)]
+               + [MetricDef(8, "d%1", "m", "x8%d", "", "f", {"lane": "8"}, 2),
+                  MetricDef(9, "d%1", "m", "x9%d", "", "f", {"lane": "9"}, 9)])
 _MIXED_TABLE = build_table(_MIXED)
 _ANY_VALUE = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(),
                        st.text(max_size=5), st.just([1]))
 
 
 @settings(max_examples=400, deadline=None)
-@given(items=st.lists(st.tuples(st.one_of(st.integers(0, 9), st.just(True)), st.integers(-5, 5), _ANY_VALUE),
-                      max_size=20),
+@given(items=st.lists(st.tuples(st.one_of(st.integers(0, 11), st.just(True)),
+                                st.one_of(st.just(0), st.integers(-5, 5)), _ANY_VALUE),  # polls: dt 0
+                      max_size=40),
        qualities=st.dictionaries(st.integers(-1, 20), st.sampled_from([[0, ""], [1, "x"], [2, ""], [2, "a\"b"],
                                                                        [3, "bad"], "junk"]), max_size=4),
        flags=st.sampled_from([0, 1, 2]))
@@ -216,3 +229,33 @@ def test_percent_in_names_is_written_literally() -> None:
         r'm,device=d%1,gateway=gw-1,lane=3,site=50%s x3%d="a%sb" 8',
         r'm,device=d%1,gateway=gw-1,lane=0,site=50%s x0%d_err="nil" 9',
     ]
+
+
+def test_scaled_ints_are_written_without_a_float() -> None:
+    flat = [8, 0, 557, 8, 1, -3, 8, 1, 5.571, 9, 1, 1, 8, 1, None, 8, 1, True]
+    text, bad = data_lines(flat, 5, {}, 0, _MIXED_TABLE, compiled=templates(_MIXED_TABLE))
+    assert bad == 1
+    assert text.split("\n") == [
+        r"m,device=d%1,gateway=gw-1,lane=8,site=50%s x8%d=557e-2 5",
+        r"m,device=d%1,gateway=gw-1,lane=8,site=50%s x8%d=-3e-2 6",
+        r"m,device=d%1,gateway=gw-1,lane=8,site=50%s x8%d=5.571 7",  # a float on the wire: as is
+        r"m,device=d%1,gateway=gw-1,lane=9,site=50%s x9%d=1e-9 8",
+        r'm,device=d%1,gateway=gw-1,lane=8,site=50%s x8%d_err="nil" 9',
+        r'm,device=d%1,gateway=gw-1,lane=8,site=50%s x8%d_err="bad-type:bool" 10',
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(polls=st.lists(st.tuples(st.integers(-3, 30_000), st.lists(
+           st.tuples(st.integers(0, 9), st.one_of(st.integers(-999, 999), st.floats(-1e3, 1e3), st.none())),
+           min_size=1, max_size=30)), min_size=1, max_size=4),
+       qualities=st.dictionaries(st.integers(0, 40), st.sampled_from([[2, "timeout"], [1, "stale"]]), max_size=3))
+def test_readings_of_one_poll_share_their_formatted_time(polls: list[tuple[int, list[tuple[int, object]]]],
+                                                         qualities: dict[int, object]) -> None:
+    """Messages of whole polls (long runs of dt = 0, the time joined in once per run) give the careful text."""
+    flat: list[object] = []
+    for dt, poll in polls:
+        for k, (alias, value) in enumerate(poll):
+            flat += [alias, dt if k == 0 else 0, value]
+    fast = data_lines(list(flat), 1_700_000_000_000, qualities, 0, _MIXED_TABLE, compiled=templates(_MIXED_TABLE))
+    assert fast == _careful_lines(list(flat), 1_700_000_000_000, qualities, 0, _MIXED_TABLE)

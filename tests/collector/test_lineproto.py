@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import urllib.request
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.lineproto import ValueTypeError, fields_line, format_value, series_key
+from roadpulse.services import Influxd
 
 names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1,
                 max_size=12)
@@ -80,3 +82,48 @@ def test_fields_line_types() -> None:
     line = fields_line("roadpulse_collector", {"collector": "c1"},
                        {"n": 3, "ok": True, "rate": 1.5, "bad": math.nan, "s": "x"}, 10)
     assert line == 'roadpulse_collector,collector=c1 n=3i,ok=true,rate=1.5,s="x" 10\n'
+
+
+@pytest.mark.parametrize(
+    ("value", "decimals", "expected"),
+    [(557, 2, "557e-2"), (-557, 2, "-557e-2"), (0, 1, "0e-1"), (7, 9, "7e-9"), (557, 0, "557"),
+     (5.57, 2, "5.57")],
+)
+def test_scaled_ints_are_written_with_an_exponent(value: object, decimals: int, expected: str) -> None:
+    assert format_value(value, "f", decimals) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(-(2**53) + 1, 2**53 - 1), decimals=st.integers(1, 9))
+def test_scaled_ints_parse_to_the_engineering_value(n: int, decimals: int) -> None:
+    """`ne-d` is the float n / 10**d, as a correctly rounded parser (Go's, Python's) reads it,
+    and the same float influxdb-client would have written for that value."""
+    from influxdb_client import Point, WritePrecision
+
+    value = n / 10**decimals
+    ours = format_value(n, "f", decimals)
+    assert float(ours) == value
+    theirs = Point("m").field("x", value).time(0, WritePrecision.MS).to_line_protocol()
+    assert float(theirs.split(" ")[1].split("=", 1)[1]) == float(ours)
+
+
+@pytest.mark.slow
+def test_influxd_stores_scaled_ints_exactly(influxd: Influxd) -> None:
+    """InfluxDB 1.6.7 accepts `557e-2` and stores the float n / 10**d bit for bit."""
+    import random
+
+    influxd.create_database("scaled")
+    rng = random.Random(5)
+    cases = [(557, 2), (-557, 2), (0, 1), (1, 9), (10000, 2), (-400, 1), (2**53 - 1, 6), (123456789, 3)]
+    cases += [(rng.randrange(-(10**12), 10**12), rng.randint(1, 9)) for _ in range(200)]
+    body = "\n".join(f"m,case={i} x={format_value(n, 'f', d)} {1000 + i}" for i, (n, d) in enumerate(cases))
+    request = urllib.request.Request(f"{influxd.url}/write?db=scaled&precision=ms", data=body.encode(),
+                                     method="POST")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 204
+    answer = influxd.query("SELECT x, \"case\" FROM m", "scaled")
+    stored = {int(row[2]): row[1] for row in answer["results"][0]["series"][0]["values"]}
+    assert len(stored) == len(cases)
+    for i, (n, d) in enumerate(cases):
+        assert stored[i] == n / 10**d, (n, d, stored[i])
+        assert type(stored[i]) is float or n % 10**d == 0  # JSON writes 5 for 5.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -16,7 +16,8 @@ from roadpulse.wire import Birth, DataBatch, MetricDef, Quality, Reading, Topics
 T0 = 1_700_000_000_000
 
 
-def make_birth(gateway: str, boot: str, metrics: int = 20) -> Birth:
+def make_birth(gateway: str, boot: str, metrics: int = 20, *, decimals: int | None = None) -> Birth:
+    """Half integer metrics (volume), half floats (speed); `decimals` declares the floats scaled."""
     devices = [{"id": f"vds{d}", "profile": "vds", "driver": "modbus",
                 "tags": {"site": f"S{d}", "road": "G15", "direction": "N", "kp": f"{100 + d}.5"}}
                for d in range(max(1, metrics // 5))]
@@ -25,7 +26,8 @@ def make_birth(gateway: str, boot: str, metrics: int = 20) -> Birth:
         device = f"vds{alias // 5 % len(devices)}"
         kind = "if"[alias % 2]
         defs.append(MetricDef(alias, device, "traffic", "volume" if kind == "i" else "speed",
-                              "veh" if kind == "i" else "km/h", kind, {"lane": str(alias % 5)}))
+                              "veh" if kind == "i" else "km/h", kind, {"lane": str(alias % 5)},
+                              decimals if kind == "f" else None))
     return Birth(gateway, boot, 0, T0, "0.1.0", "abcdefabcdef", devices, defs)
 
 
@@ -70,11 +72,13 @@ class Publisher:
     def birth(self, birth: Birth, prefix: str = "rp/v1") -> None:
         self.publish(Topics(birth.gateway, prefix).birth, encode_birth(birth), retain=True).wait_for_publish(10)
 
-    def data(self, batches: Iterable[DataBatch], prefix: str = "rp/v1", pace_s: float = 0.0) -> int:
+    def data(self, batches: Iterable[DataBatch], prefix: str = "rp/v1", pace_s: float = 0.0,
+             decimals: Mapping[int, int] | None = None) -> int:
+        """Publish the batches; `decimals` (alias -> d, from the birth) scales values as the agent does."""
         infos = []
         readings = 0
         for batch in batches:
-            infos.append(self.publish(Topics(batch.gateway, prefix).data, encode_data(batch)))
+            infos.append(self.publish(Topics(batch.gateway, prefix).data, encode_data(batch, decimals)))
             readings += len(batch.readings)
             if pace_s:
                 time.sleep(pace_s)
