@@ -222,7 +222,8 @@ def test_a_dead_slave_delays_healthy_polls_by_at_most_its_timeout() -> None:
             assert {(r.quality, r.reason) for r in emitted[unit]} == {(Quality.GOOD, "")}
             values = sorted({r.value for r in emitted[unit] if isinstance(r.value, float)})
             assert values == pytest.approx(sorted([rh, temp]))
-            assert max(sources[unit].durations) < DEAD_TIMEOUT + 0.3, sources[unit].durations
+            # Generous margin for a loaded CI machine; pymodbus-internal retries would take ~1.2 s here.
+            assert max(sources[unit].durations) < DEAD_TIMEOUT + 0.45, sources[unit].durations
             assert stats[unit].driver_counters["modbus_timeouts"] == 0
         assert peer.overlaps == 0
 
