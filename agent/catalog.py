@@ -13,6 +13,7 @@ from pathlib import Path
 
 from agent.config import AgentConfig, Device
 from agent.profiles import ModbusProfile, SerialProfile, load_profile
+from roadpulse.configfile import ConfigError
 from roadpulse.wire import MetricDef
 
 _TYPE_OF_REGISTER = {"bit": "b", "bool": "b", "string": "s", "float32": "f", "float64": "f"}
@@ -87,8 +88,15 @@ def build_catalog(config: AgentConfig, config_path: Path | None = None) -> Catal
     entries: list[DeviceEntry] = []
     metrics: list[MetricDef] = []
     alias = 0
-    for device in config.devices:
-        profile = load_profile(device.profile, search)
+    for index, device in enumerate(config.devices):
+        try:
+            profile = load_profile(device.profile, search)
+        except ConfigError as err:
+            if err.path != device.profile or config_path is None:
+                raise  # a profile file with errors names itself
+            # No such profile: the mistake is in the agent config, so name its file and key.
+            problems = [(f"devices[{index}].profile", reason) for _, reason in err.problems]
+            raise ConfigError(config_path, problems) from None
         points = profile.registers if isinstance(profile, ModbusProfile) else profile.fields
         aliases: dict[str, int] = {}
         for point in points:

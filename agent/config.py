@@ -142,9 +142,16 @@ class AgentConfig(Strict):
     @model_validator(mode="after")
     def _buses_exist(self, info: ValidationInfo) -> AgentConfig:
         known = {b.id for b in self.buses}
+        on_bus: dict[tuple[str, int], str] = {}
         for device in self.devices:
             if device.bus is not None and device.bus not in known:
                 raise ValueError(f"device {device.id!r} names bus {device.bus!r}, which is not in [[buses]]")
+            if device.bus is not None:
+                # Two slaves answering to one id on one RS-485 line garble each other's answers.
+                other = on_bus.setdefault((device.bus, device.unit), device.id)
+                if other != device.id:
+                    raise ValueError(f"devices {other!r} and {device.id!r} both use unit {device.unit} "
+                                     f"on bus {device.bus!r}")
         return self
 
 

@@ -14,8 +14,9 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from roadpulse.configfile import ConfigError, Strict, errors_of, load_model, read_toml
+from roadpulse.shipped import shipped_dir
 
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "config" / "profiles"
+PROFILES_DIR = shipped_dir("profiles")
 
 RegisterType = Literal[
     "bit", "bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"

@@ -126,6 +126,10 @@ def run_test(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(err, file=sys.stderr)
         return EXIT_USAGE
+    unknown = sorted(set(args.device) - {e.device.id for e in catalog.devices})
+    if unknown:
+        print(f"{path}: no device {', '.join(map(repr, unknown))} in [[devices]]", file=sys.stderr)
+        return EXIT_USAGE
     entries = [e for e in catalog.devices if not args.device or e.device.id in args.device]
     results = asyncio.run(_test_all(entries, dict(build_buses(config))))
     failed = 0
@@ -359,14 +363,30 @@ def _link_args(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--host", help="Modbus TCP host (or serial device server)")
     where.add_argument("--serial", help="serial device, e.g. /dev/ttyUSB0")
-    parser.add_argument("--port", type=int, default=502)
+    parser.add_argument("--port", type=_int_in(1, 65535, "port"), default=502, help="TCP port (default 502)")
     parser.add_argument("--transport", choices=["tcp", "rtu-over-tcp"], default="tcp")
     parser.add_argument("--baud", type=int, default=9600)
     parser.add_argument("--parity", choices=["N", "E", "O"], default="N")
     parser.add_argument("--stopbits", type=int, choices=[1, 2], default=1)
     parser.add_argument("--timeout", type=float, default=1.0, help="seconds per attempt")
-    parser.add_argument("--retries", type=int, default=0)
+    parser.add_argument("--retries", type=_int_in(0, 5, "retries"), default=0,
+                        help="extra attempts after a timeout (default 0: one attempt shows the truth)")
     parser.add_argument("--json", action="store_true")
+
+
+def _int_in(low: int, high: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high], so a typo is a usage error, not a traceback."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, not {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be {low}-{high}, not {value}")
+        return value
+
+    return parse
 
 
 def add_agent_tool_parsers(agent_subparsers: Any) -> None:
@@ -381,10 +401,13 @@ def add_agent_tool_parsers(agent_subparsers: Any) -> None:
     probe_kinds = probe.add_subparsers(dest="probe_kind", required=True)
     modbus = probe_kinds.add_parser("modbus", help="read registers or bits and show every plausible decoding")
     _link_args(modbus)
-    modbus.add_argument("--unit", type=int, default=1)
-    modbus.add_argument("--kind", choices=list(get_args(Kind)), default="holding")
-    modbus.add_argument("--address", type=int, required=True, help="0-based register address")
-    modbus.add_argument("--count", type=int, help="registers to read (default: what --type needs)")
+    modbus.add_argument("--unit", type=_int_in(0, 247, "unit"), default=1, help="slave id (default 1)")
+    modbus.add_argument("--kind", choices=list(get_args(Kind)), default="holding",
+                        help="register table (default holding; detectors often use input)")
+    modbus.add_argument("--address", type=_int_in(0, 65535, "address"), required=True,
+                        help="0-based register address")
+    modbus.add_argument("--count", type=_int_in(1, 125, "count"),
+                        help="registers to read, 1-125 (default: what --type needs)")
     modbus.add_argument("--type", choices=list(get_args(RegisterType)), help="decode as this profile type")
     modbus.add_argument("--order", choices=list(get_args(ByteOrder)), default="ABCD")
     modbus.add_argument("--bit", type=int, help="bit number for --type bit")
@@ -411,5 +434,6 @@ def add_agent_tool_parsers(agent_subparsers: Any) -> None:
     scan_modbus.set_defaults(timeout=0.2)
     scan_modbus.add_argument("--units", type=_unit_range, default=_unit_range("1-247"), help="e.g. 1-247")
     scan_modbus.add_argument("--kind", choices=list(get_args(Kind)), default="holding")
-    scan_modbus.add_argument("--address", type=int, default=0)
+    scan_modbus.add_argument("--address", type=_int_in(0, 65535, "address"), default=0,
+                             help="register each unit is asked for (default 0)")
     scan_modbus.set_defaults(func=_quiet_on_broken_pipe(run_scan))

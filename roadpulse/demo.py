@@ -21,13 +21,24 @@ from pathlib import Path
 from typing import Any
 
 from roadpulse.services import Influxd, Mosquitto, count_readings, influx_query
+from roadpulse.shipped import shipped_dir
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "config" / "scenarios"
+SCENARIOS = shipped_dir("scenarios")
 GATEWAY = "demo-gw-1"
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
+
+
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+    parser.add_argument("--duration", type=_positive, default=None, metavar="SECONDS",
                         help="stop after this many seconds (default: run until Ctrl-C)")
     parser.add_argument("--scenario", default=str(SCENARIOS / "demo.toml"), metavar="FILE",
                         help="simulator scenario (default: config/scenarios/demo.toml)")
@@ -282,7 +293,7 @@ def run_demo_cli(args: argparse.Namespace) -> int:
     verdict = "OK: every reading taken is in InfluxDB" if summary.stored == summary.sent else (
         f"MISMATCH: {summary.missing} readings taken are not in InfluxDB" if summary.stored < summary.sent
         else f"MISMATCH: InfluxDB holds {summary.stored - summary.sent} more readings than were taken")
-    print(f"\nsummary: sent {summary.sent} readings, stored {summary.stored} "
+    print(f"\nsummary: sent {summary.sent} readings (taken by the agent), stored {summary.stored} "
           f"({summary.readings_per_s} readings/s over {summary.duration_s} s, {summary.devices} devices)\n{verdict}")
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps(asdict(summary), indent=2) + "\n")

@@ -72,9 +72,21 @@ def test_good_agent_config_passes(tmp_path: Path) -> None:
     assert check(path).startswith("agent config OK: gateway gw-k123, 1 devices")
 
 
-def test_unknown_profile_is_named(tmp_path: Path) -> None:
+def test_unknown_profile_names_the_config_file_and_key(tmp_path: Path) -> None:
     path = _write(tmp_path, GOOD_AGENT.format(profile="no_such_profile"))
-    with pytest.raises(ConfigError, match="no_such_profile"):
+    with pytest.raises(ConfigError, match="no_such_profile") as info:
+        check(path)
+    assert info.value.path == str(path)
+    assert info.value.problems[0][0] == "devices[0].profile"
+
+
+def test_two_slaves_with_one_unit_id_on_one_bus_are_refused(tmp_path: Path) -> None:
+    bus = '[[buses]]\nid = "line1"\nserial = { port = "/dev/ttyUSB0" }\n'
+    devices = "".join(
+        f'[[devices]]\nid = "wx-{i}"\nprofile = "wx_test"\nbus = "line1"\nunit = 3\n' for i in (1, 2)
+    )
+    path = _write(tmp_path, '[agent]\ngateway_id = "gw-1"\n' + bus + devices)
+    with pytest.raises(ConfigError, match="both use unit 3 on bus 'line1'"):
         check(path)
 
 
@@ -100,3 +112,27 @@ EXAMPLES = sorted(p for p in CONFIG.rglob("*.toml"))
 def test_every_shipped_config_loads(path: Path) -> None:
     """The samples in config/ never rot: each one passes the same check start-up runs."""
     assert "OK" in check(path)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["probe", "modbus", "--host", "127.0.0.1", "--address", "-1"], "address must be 0-65535"),
+        (["probe", "modbus", "--host", "127.0.0.1", "--address", "1", "--count", "200"], "count must be 1-125"),
+        (["probe", "modbus", "--host", "127.0.0.1", "--address", "1", "--unit", "300"], "unit must be 0-247"),
+        (["scan", "modbus", "--host", "127.0.0.1", "--address", "x"], "address must be an integer"),
+    ],
+)
+def test_field_tools_reject_out_of_range_arguments(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["agent", *argv])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_agent_test_names_an_unknown_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path, GOOD_AGENT.format(profile="wx_test"))
+    assert main(["agent", "test", "-c", str(path), "--device", "nope"]) == 2
+    assert "no device 'nope'" in capsys.readouterr().err
