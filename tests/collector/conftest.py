@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,17 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not met within {timeout}s")
         time.sleep(0.2)
+
+
+def stop_collector_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a clean stop drains and acks), SIGKILL only if it hangs."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def start_collector_process(config: Path, log: Path) -> subprocess.Popen[bytes]:

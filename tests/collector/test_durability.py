@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 from roadpulse.services import Influxd, Mosquitto, count_readings
 from roadpulse.wire import Topics
-from tests.collector.conftest import start_collector_process, wait_for, wait_until
+from tests.collector.conftest import start_collector_process, stop_collector_process, wait_for, wait_until
 from tests.collector.traffic import Publisher, boot_id, collector_toml, make_batch, make_birth
 
 DB = "roadpulse"
@@ -117,7 +116,7 @@ def test_collector_sigkill_mid_stream_loses_nothing(tmp_path: Path, mosquitto: M
         proc = start_collector_process(config, tmp_path / "c1.log")
         wait_until(lambda: _count(influxd) >= 300 * 50, 40, "every reading stored")
     finally:
-        _terminate(proc)
+        stop_collector_process(proc)
         publisher.close()
     assert _count(influxd) == 300 * 50
 
@@ -213,13 +212,3 @@ def test_malformed_payloads_go_to_dead_letters_and_valid_data_is_stored(
     assert {"not-msgpack", "not-a-map", "bad-version", "bad-readings", "gateway-mismatch",
             "no-birth"} <= reasons
     assert all(letter.get("payload_b64") for letter in letters)
-
-
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from roadpulse.services import Influxd, Mosquitto, count_readings
-from tests.collector.conftest import start_collector_process, wait_until
+from tests.collector.conftest import start_collector_process, stop_collector_process, wait_until
 from tests.collector.traffic import Publisher, boot_id, collector_toml, make_batch, make_birth
 
 MESSAGES = 300
@@ -51,21 +50,13 @@ def test_three_collectors_one_killed_every_reading_stored(tmp_path: Path, mosqui
         wait_until(lambda: count() >= total, 40, "every reading stored")
     finally:
         for proc in procs:
-            _terminate(proc)
+            stop_collector_process(proc)
         publisher.close()
     print(f"stored while c1 was down: {stored_without_it} of {total}")
     assert count() == total
     assert stored_without_it < total  # the killed member's share really waited for it
 
 
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.slow
@@ -86,11 +77,11 @@ def test_clean_stop_of_one_member_hands_its_share_to_the_others(tmp_path: Path, 
         time.sleep(0.5)
         feeder.start()
         wait_until(lambda: count_readings(influxd.url, "roadpulse") > 1000, 15, "some data written")
-        _terminate(procs[1])
+        stop_collector_process(procs[1])
         feeder.join()
         wait_until(lambda: count_readings(influxd.url, "roadpulse") >= 200 * 50, 20, "all stored by c0")
     finally:
         for proc in procs:
-            _terminate(proc)
+            stop_collector_process(proc)
         publisher.close()
     assert count_readings(influxd.url, "roadpulse") == 200 * 50
