@@ -44,7 +44,9 @@ def proc_write_bytes() -> int | None:
 
 def run(stations: int, hours: float, outage_min: float, directory: Path) -> dict[str, float]:
     polls_per_station = int(hours * 120)
-    polls, _ = make_readings(stations, polls_per_station)
+    polls, metrics = make_readings(stations, polls_per_station)
+    # As the agent encodes: decimal-scaled metrics travel as integers.
+    decimals = {m.alias: m.decimals for m in metrics if m.decimals is not None}
     queue = SegmentQueue.open(directory, max_bytes=64 * 1024 * 1024)
     batcher = Batcher(200, 16 * 1024, 1.0)
     seq = 0
@@ -58,13 +60,13 @@ def run(stations: int, hours: float, outage_min: float, directory: Path) -> dict
             batch = polls[slot * stations + i]
             readings += len(batch)
             for sealed in batcher.add(batch, TimeFlag.NONE, 0, now):
-                queue.append(encode_data(DataBatch("gw-bench", "0" * 16, seq, 0, sealed.readings)),
+                queue.append(encode_data(DataBatch("gw-bench", "0" * 16, seq, 0, sealed.readings), decimals),
                              weight=len(sealed.readings))
                 seq += 1
         # The batch's age limit (1 s) seals it, the next 1-s commit tick writes it.
         sealed_last = batcher.seal()
         if sealed_last:
-            queue.append(encode_data(DataBatch("gw-bench", "0" * 16, seq, 0, sealed_last.readings)),
+            queue.append(encode_data(DataBatch("gw-bench", "0" * 16, seq, 0, sealed_last.readings), decimals),
                          weight=len(sealed_last.readings))
             seq += 1
         queue.commit()
