@@ -8,6 +8,7 @@ and carry identical readings, so a consumer can recognise them.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -139,8 +140,16 @@ def test_agent_sigkilled_mid_publish_and_restarted(tmp_path: Path, broker: Mosqu
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, out.decode()
     expected = _lines(taken) - queued_keys(tmp_path / "data" / "queue")
-    assert wait_for(lambda: subscriber.unique_readings() == expected, 10), (
+    # Nothing taken is lost.
+    assert wait_for(lambda: expected <= subscriber.unique_readings(), 10), (
         len(expected), len(subscriber.unique_readings()), out.decode()[-2000:])
+    # The taken file is written just after each commit's fsync, so a SIGKILL between the two leaves
+    # readings in the queue (and later on the wire) that the file never heard of: at most one
+    # commit's worth per kill, never anything the agent did not poll.
+    unrecorded = subscriber.unique_readings() - expected
+    assert len(unrecorded) <= 3 * 200, len(unrecorded)
+    gateways_and_aliases = {tuple(json.loads(k)[:2]) for k in unrecorded}
+    assert gateways_and_aliases <= {tuple(json.loads(k)[:2]) for k in expected}
     _assert_duplicates_recognisable(subscriber)
     replayed = sum(b.replay for b in subscriber.data)
     duplicates = len(subscriber.message_keys()) - len(set(subscriber.message_keys()))
