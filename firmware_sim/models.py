@@ -14,7 +14,7 @@ from typing import Protocol
 
 from firmware_sim import noise, weather
 from firmware_sim.detector import bin_lanes
-from firmware_sim.traffic import HOURLY_SHARE, RoadModel
+from firmware_sim.traffic import HOURLY_SHARE, Aggregate, RoadModel
 
 Value = int | float | bool | str | None
 Values = dict[str, Value]
@@ -46,18 +46,28 @@ def _dropout(place: Place, n: int, what: str, rate: float = 0.004) -> bool:
     return noise.unit(place.seed, place.device_id, what, n) < rate
 
 
-class TrafficModel:
-    """Detector station: per-lane bins from the road model at the station's cell."""
+class _AtDetectorCell:
+    """A device whose values follow the traffic at its kilometre (the road model's nearest cell)."""
 
     def __init__(self, place: Place, road: RoadModel) -> None:
         self.place = place
         self.road = road
         self.cell = road.detector(place.km)
 
+    def last_bin(self, n: int) -> Aggregate:
+        """Traffic over the last completed interval before poll n."""
+        t_len = self.place.interval_s
+        b = max(0, n - 1)
+        return self.road.aggregate(self.cell, b * t_len, (b + 1) * t_len)
+
+
+class TrafficModel(_AtDetectorCell):
+    """Detector station: per-lane bins from the road model at the station's cell."""
+
     def values(self, n: int, boot_s: float) -> Values:
         t_len = self.place.interval_s
         b = max(0, n - 1)  # the last completed bin
-        agg = self.road.aggregate(self.cell, b * t_len, (b + 1) * t_len)
+        agg = self.last_bin(n)
         lanes = self.road.road.lanes
         out: Values = {"interval_s": t_len}
         key = (self.place.seed, self.place.device_id, b)
@@ -118,19 +128,13 @@ class WeatherModel:
         return out
 
 
-class TunnelModel:
+class TunnelModel(_AtDetectorCell):
     """Tunnel environment: CO and haze rise with traffic, more so when it crawls."""
-
-    def __init__(self, place: Place, road: RoadModel) -> None:
-        self.place = place
-        self.road = road
-        self.cell = road.detector(place.km)
 
     def values(self, n: int, boot_s: float) -> Values:
         p = self.place
         t = n * p.interval_s
-        b = max(0, n - 1)
-        agg = self.road.aggregate(self.cell, b * p.interval_s, (b + 1) * p.interval_s)
+        agg = self.last_bin(n)
         load = agg.flow_per_lane / self.road.diagram.capacity  # 0..1
         crawl = 1 - agg.speed / self.road.diagram.free_flow  # 0 free, ~1 stopped
         co = 4 + 22 * load * (1 + 2 * crawl) + 1.5 * noise.smooth(t, p.seed, p.device_id, "co")
@@ -152,7 +156,7 @@ class TunnelModel:
         }
 
 
-class BridgeModel:
+class BridgeModel(_AtDetectorCell):
     """Structural health: 100 Hz acceleration and 20 Hz strain per interval, summarised at the edge.
 
     Raw streams would be ~160,000 points/s for a province; a bridge node sends features.
@@ -162,16 +166,10 @@ class BridgeModel:
     STRAIN_HZ = 20
     MODE_HZ = 2.35
 
-    def __init__(self, place: Place, road: RoadModel) -> None:
-        self.place = place
-        self.road = road
-        self.cell = road.detector(place.km)
-
     def values(self, n: int, boot_s: float) -> Values:
         p = self.place
         t0 = n * p.interval_s
-        b = max(0, n - 1)
-        agg = self.road.aggregate(self.cell, b * p.interval_s, (b + 1) * p.interval_s)
+        agg = self.last_bin(n)
         temp = float(weather.weather_at(p.seed, p.device_id, p.elevation_m, p.hour(t0))["air_temp"])
         gen = noise.rng(p.seed, p.device_id, "bridge", n)
         trucks = agg.vehicles * 0.15

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from roadpulse.services import Influxd, Mosquitto, count_readings, influx_query
+from roadpulse.services import COUNT_QUERY, Influxd, Mosquitto, count_readings, influx_query, sum_reading_counts
 from roadpulse.shipped import shipped_dir
 
 SCENARIOS = shipped_dir("scenarios")
@@ -94,19 +94,10 @@ def _count_v2(target: InfluxTarget) -> int:
     import urllib.request
 
     token = Path(target.token_file).read_text().strip() if target.token_file else ""
-    params = urllib.parse.urlencode({"db": target.bucket or target.database, "q": "SELECT count(*) FROM /.*/"})
+    params = urllib.parse.urlencode({"db": target.bucket or target.database, "q": COUNT_QUERY})
     req = urllib.request.Request(f"{target.url}/query?{params}", headers={"Authorization": f"Token {token}"})
     with urllib.request.urlopen(req, timeout=30) as resp:
-        body = json.loads(resp.read())
-    total = 0
-    for result in body.get("results", []):
-        for series in result.get("series", []) or []:
-            if series["name"].startswith("roadpulse_"):
-                continue
-            for column, value in zip(series["columns"], series["values"][0], strict=True):
-                if column.startswith("count_") and not column.endswith("_q") and value:
-                    total += int(value)
-    return total
+        return sum_reading_counts(json.loads(resp.read()))
 
 
 def _agent_toml(work: Path, endpoints: list[Any], mqtt_url: str, interval: float) -> str:

@@ -234,7 +234,14 @@ def influx_query(url: str, q: str, db: str | None = None, *, method: str = "GET"
 
 def count_readings(url: str, db: str, *, exclude_prefix: str = "roadpulse_") -> int:
     """Readings stored: one counted field per reading (docs/data-model.md), our own metrics excluded."""
-    body = influx_query(url, "SELECT count(*) FROM /.*/", db)
+    return sum_reading_counts(influx_query(url, COUNT_QUERY, db), exclude_prefix)
+
+
+COUNT_QUERY = "SELECT count(*) FROM /.*/"
+
+
+def sum_reading_counts(body: dict[str, Any], exclude_prefix: str = "roadpulse_") -> int:
+    """Sum an answer to COUNT_QUERY: every counted field but our own metrics and `_q` qualities."""
     total = 0
     for result in body.get("results", []):
         for series in result.get("series", []) or []:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from agent.catalog import DeviceEntry
+from agent.run import Agent
 from agent.sources.base import SourceReading
 from roadpulse.wire import Birth, DataBatch, Death, WireError, decode
 
@@ -180,3 +182,16 @@ def queued_keys(queue_dir: Path) -> set[str]:
         return keys
     finally:
         queue.close()
+
+
+async def run_agent_while(agent: Agent, script: Callable[[], None]) -> None:
+    """Run the agent until `script` (in a thread) returns, then stop it cleanly."""
+    stop = asyncio.Event()
+
+    async def drive() -> None:
+        await asyncio.to_thread(script)
+        stop.set()
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(agent.run(stop), name="agent")
+        tg.create_task(drive(), name="script")

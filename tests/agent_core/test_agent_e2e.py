@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,22 +12,17 @@ from agent.config import load_agent_config
 from agent.run import Agent
 from roadpulse.services import Mosquitto
 from roadpulse.wire import Command, Reading, encode_command
-from tests.agent_core.helpers import Subscriber, fake_factory, queued_keys, reading_key, wait_for, write_config
+from tests.agent_core.helpers import (
+    Subscriber,
+    fake_factory,
+    queued_keys,
+    reading_key,
+    run_agent_while,
+    wait_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
-
-
-async def run_agent_while(agent: Agent, script: Callable[[], None]) -> None:
-    """Run the agent until `script` (in a thread) returns, then stop it cleanly."""
-    stop = asyncio.Event()
-
-    async def drive() -> None:
-        await asyncio.to_thread(script)
-        stop.set()
-
-    async with asyncio.TaskGroup() as tg:
-        tg.create_task(agent.run(stop), name="agent")
-        tg.create_task(drive(), name="script")
 
 
 def test_poll_queue_publish_with_birth_rebirth_health_and_clean_death(tmp_path: Path,

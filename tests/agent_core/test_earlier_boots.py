@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,21 +18,17 @@ from agent.config import load_agent_config
 from agent.run import Agent
 from roadpulse.services import Mosquitto
 from roadpulse.wire import Birth, Command, MetricDef, Reading, encode_command
-from tests.agent_core.helpers import Subscriber, fake_factory, queued_keys, reading_key, wait_for, write_config
+from tests.agent_core.helpers import (
+    Subscriber,
+    fake_factory,
+    queued_keys,
+    reading_key,
+    run_agent_while,
+    wait_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
-
-
-async def _run_while(agent: Agent, script: Callable[[], None]) -> None:
-    stop = asyncio.Event()
-
-    async def drive() -> None:
-        await asyncio.to_thread(script)
-        stop.set()
-
-    async with asyncio.TaskGroup() as tg:
-        tg.create_task(agent.run(stop), name="agent")
-        tg.create_task(drive(), name="script")
 
 
 def _keys(agent: Agent, readings: list[Reading]) -> set[str]:
@@ -50,7 +45,7 @@ def _boot_a_offline(tmp_path: Path, broker: Mosquitto) -> tuple[Agent, list[Read
     path = write_config(tmp_path, broker.url, devices=2)
     taken: list[Reading] = []
     agent = Agent(load_agent_config(path), path, on_taken=taken.extend, source_factory=fake_factory)
-    asyncio.run(_run_while(agent, lambda: wait_for(lambda: agent.stats.readings_taken >= 120, 10) and None))
+    asyncio.run(run_agent_while(agent, lambda: wait_for(lambda: agent.stats.readings_taken >= 120, 10) and None))
     assert agent.publish_stats.births == 0
     assert queued_keys(agent.data_dir / "queue") == _keys(agent, taken)
     assert BirthStore.open(agent.data_dir / "births").boots == [agent.boot]
@@ -80,7 +75,7 @@ def test_backlog_of_an_earlier_boot_arrives_after_that_boots_birth(tmp_path: Pat
         time.sleep(0.3)
 
     try:
-        asyncio.run(_run_while(agent_b, script))
+        asyncio.run(run_agent_while(agent_b, script))
         expected = (keys_a | _keys(agent_b, taken_b)) - queued_keys(agent_b.data_dir / "queue")
         assert wait_for(lambda: sub.unique_readings() == expected, 5)
         with sub.lock:
@@ -148,7 +143,7 @@ def test_rebirth_naming_a_boot_gets_that_boots_birth(tmp_path: Path, mosquitto: 
         assert wait_for(lambda: len(births_of(agent_b.boot)) == 3, 5)
 
     try:
-        asyncio.run(_run_while(agent_b, script))
+        asyncio.run(run_agent_while(agent_b, script))
     finally:
         sub.stop()
     assert births_of(agent_a.boot) == [False, False]
