@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from roadpulse.configfile import Strict, load_model
+from roadpulse.configfile import LocatedValueError, Strict, load_model
 from roadpulse.wire.topics import DEFAULT_PREFIX, GATEWAY_ID_PATTERN
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
@@ -141,11 +141,13 @@ class AgentConfig(Strict):
 
     @model_validator(mode="after")
     def _buses_exist(self, info: ValidationInfo) -> AgentConfig:
-        known = {b.id for b in self.buses}
+        known = [b.id for b in self.buses]
         on_bus: dict[tuple[str, int], str] = {}
-        for device in self.devices:
+        for index, device in enumerate(self.devices):
             if device.bus is not None and device.bus not in known:
-                raise ValueError(f"device {device.id!r} names bus {device.bus!r}, which is not in [[buses]]")
+                defined = ", ".join(map(repr, known)) or "none"
+                raise LocatedValueError(("devices", index, "bus"),
+                                        f"no bus named {device.bus!r} in [[buses]] (defined: {defined})")
             if device.bus is not None:
                 # Two slaves answering to one id on one RS-485 line garble each other's answers.
                 other = on_bus.setdefault((device.bus, device.unit), device.id)

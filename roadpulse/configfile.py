@@ -31,6 +31,18 @@ class ConfigError(Exception):
         super().__init__("\n".join(lines))
 
 
+class LocatedValueError(ValueError):
+    """Raised by a model validator to blame one key inside the model, e.g. ("devices", 2, "bus").
+
+    pydantic places a validator's error at the model it validates; `errors_of` appends `loc`,
+    so a cross-check (a device naming an unknown bus) is reported where the mistake is.
+    """
+
+    def __init__(self, loc: tuple[int | str, ...], reason: str) -> None:
+        super().__init__(reason)
+        self.loc = loc
+
+
 def _key(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for item in loc:
@@ -49,6 +61,9 @@ def errors_of(exc: ValidationError) -> list[tuple[str, str]]:
         reason = err["msg"]
         if err["type"] == "extra_forbidden":
             reason = "unknown key"
+        located = err.get("ctx", {}).get("error")
+        if isinstance(located, LocatedValueError):
+            loc, reason = loc + located.loc, str(located)
         problems.append((_key(loc), reason))
     return problems
 

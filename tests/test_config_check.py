@@ -80,6 +80,28 @@ def test_unknown_profile_names_the_config_file_and_key(tmp_path: Path) -> None:
     assert info.value.problems[0][0] == "devices[0].profile"
 
 
+def test_unknown_bus_is_reported_at_the_device_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    buses = "".join(f'[[buses]]\nid = "{b}"\nserial = {{ port = "/dev/ttyUSB{i}" }}\n'
+                    for i, b in enumerate(("line1", "line2")))
+    devices = (GOOD_AGENT.format(profile="wx_test").split("[[devices]]", 1)[1]
+               + '[[devices]]\nid = "wx-2"\nprofile = "wx_test"\nbus = "line9"\nunit = 3\n')
+    path = _write(tmp_path, '[agent]\ngateway_id = "gw-1"\n' + buses + "[[devices]]" + devices)
+    with pytest.raises(ConfigError) as info:
+        check(path)
+    assert info.value.path == str(path)
+    assert info.value.problems == [("devices[1].bus", "no bus named 'line9' in [[buses]] (defined: 'line1', 'line2')")]
+    assert main(["config", "check", str(path)]) == 1
+    assert f"{path}: devices[1].bus: no bus named 'line9'" in capsys.readouterr().out
+
+
+def test_unknown_bus_without_any_buses_says_none_are_defined(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD_AGENT.format(profile="wx_test").replace(
+        'serial = { port = "/dev/ttyUSB0", baudrate = 19200 }', 'bus = "line1"'))
+    with pytest.raises(ConfigError) as info:
+        check(path)
+    assert info.value.problems == [("devices[0].bus", "no bus named 'line1' in [[buses]] (defined: none)")]
+
+
 def test_two_slaves_with_one_unit_id_on_one_bus_are_refused(tmp_path: Path) -> None:
     bus = '[[buses]]\nid = "line1"\nserial = { port = "/dev/ttyUSB0" }\n'
     devices = "".join(
