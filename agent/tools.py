@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, TextIO, get_args
 
 from agent.bus import SerialBus, build_buses
 from agent.catalog import DeviceEntry, build_catalog
@@ -248,28 +248,87 @@ def _unit_range(text: str) -> list[int]:
     return units
 
 
+class ScanProgress:
+    """`scanned 50/247 units, 2 found` on stderr: a scan of every unit id can take a minute.
+
+    On a terminal, one line rewritten after each unit. Elsewhere (a log, CI) a line when another
+    10 % of the units are done or 5 s have passed, so a log gets a dozen lines, not one per unit.
+    """
+
+    LOG_EVERY_S = 5.0
+    LOG_EVERY_FRACTION = 0.1
+
+    def __init__(self, total: int, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+        self.total = total
+        self.stream = stream
+        self.on_terminal = stream.isatty()
+        self.clock = clock
+        self.done = 0
+        self.logged_done = 0
+        self.logged_at = clock()
+        self.shown_width = 0  # of the line now on the terminal, to blank it out
+
+    def unit_done(self, found: int) -> None:
+        self.done += 1
+        text = f"scanned {self.done}/{self.total} units, {found} found"
+        if self.on_terminal:
+            self.clear()
+            self.stream.write(text)
+            self.stream.flush()
+            self.shown_width = len(text)
+            return
+        if self.done == self.total:
+            return  # the scan is over: the summary (or the exit) says so
+        now = self.clock()
+        if (now - self.logged_at >= self.LOG_EVERY_S
+                or self.done - self.logged_done >= self.total * self.LOG_EVERY_FRACTION):
+            print(text, file=self.stream, flush=True)
+            self.logged_done, self.logged_at = self.done, now
+
+    def clear(self) -> None:
+        """Blank the terminal line, before a result or a message takes its place."""
+        if self.shown_width:
+            self.stream.write("\r" + " " * self.shown_width + "\r")
+            self.stream.flush()
+            self.shown_width = 0
+
+
+async def _ask_unit(link: ModbusLink, args: argparse.Namespace, unit: int) -> dict[str, Any] | None:
+    """What `unit` answers to one small read; None when no slave is there. A LinkError passes through."""
+    try:
+        words = await _request(link, args, args.kind, args.address, count=1, unit=unit)
+    except LinkError:
+        raise
+    except DeviceError as err:
+        if not err.reason.startswith("exception:") or err.reason in ("exception:0a", "exception:0b"):
+            return None
+        # An exception answer still proves a slave lives at this address.
+        return {"unit": unit, "answer": err.reason, "value": None}
+    return {"unit": unit, "answer": "value", "value": int(words[0])}
+
+
 async def _scan(args: argparse.Namespace) -> int:
     link = _link(args)
+    progress = ScanProgress(len(args.units), sys.stderr)
     found = 0
     try:
         for unit in args.units:
             try:
-                words = await _request(link, args, args.kind, args.address, count=1, unit=unit)
-                answer = {"unit": unit, "answer": "value", "value": int(words[0])}
+                answer = await _ask_unit(link, args, unit)
             except LinkError as err:
+                progress.clear()
                 _print({"error": "link", "detail": str(err)} if args.json else f"link failed: {err}", args.json)
                 return EXIT_FAILED
-            except DeviceError as err:
-                if not err.reason.startswith("exception:") or err.reason in ("exception:0a", "exception:0b"):
-                    continue
-                # An exception answer still proves a slave lives at this address.
-                answer = {"unit": unit, "answer": err.reason, "value": None}
-            found += 1
-            text = f"unit {unit:>3}: answers" + (
-                f" ({args.kind} {args.address} = {answer['value']})" if answer["value"] is not None
-                else f" with {answer['answer']}")
-            _print(answer if args.json else text, args.json)
+            if answer is not None:
+                found += 1
+                text = f"unit {unit:>3}: answers" + (
+                    f" ({args.kind} {args.address} = {answer['value']})" if answer["value"] is not None
+                    else f" with {answer['answer']}")
+                progress.clear()  # stdout and stderr often share the terminal
+                _print(answer if args.json else text, args.json)
+            progress.unit_done(found)
     finally:
+        progress.clear()
         link.close()
     if not args.json:
         print(f"{found} slave(s) answered", file=sys.stderr)

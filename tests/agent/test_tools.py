@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import math
 import os
@@ -25,7 +26,7 @@ import pytest
 from known_registers import PROFILES, all_types_profile, expected_values
 from modbus_peers import FakeSlave, RtuPeer, crc16, free_port
 
-from agent.tools import add_agent_tool_parsers
+from agent.tools import ScanProgress, add_agent_tool_parsers
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent
@@ -51,12 +52,18 @@ def server_port() -> Iterator[int]:
         yield port
 
 
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+def run_with_stderr(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     parser = argparse.ArgumentParser(prog="roadpulse agent")
     add_agent_tool_parsers(parser.add_subparsers(dest="tool", required=True))
     args = parser.parse_args(argv)
     code = args.func(args)
-    return code, capsys.readouterr().out
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code, out, _ = run_with_stderr(argv, capsys)
+    return code, out
 
 
 @pytest.mark.skipif(shutil.which("mbpoll") is None, reason="mbpoll is not installed")
@@ -150,10 +157,52 @@ tcp = {{ host = "127.0.0.1", port = {free_port()} }}
 
 def test_scan_finds_the_answering_units(capsys: pytest.CaptureFixture[str]) -> None:
     with known_server("rtu-over-tcp") as port:
-        code, out = run(["scan", "modbus", "--host", "127.0.0.1", "--port", str(port), "--transport",
-                         "rtu-over-tcp", "--units", "1-8", "--json"], capsys)
+        code, out, err = run_with_stderr(["scan", "modbus", "--host", "127.0.0.1", "--port", str(port),
+                                          "--transport", "rtu-over-tcp", "--units", "1-8", "--json"], capsys)
     assert code == 0
     assert [json.loads(line)["unit"] for line in out.splitlines()] == [1, 7]
+    # Not a terminal: whole lines on stderr (each unit is over 10 % of 8), none once the scan is over.
+    assert err.splitlines() == [f"scanned {n}/8 units, {1 if n < 7 else 2} found" for n in range(1, 8)]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(("seconds_per_unit", "first_lines", "line_count"), [
+    (0.01, ["scanned 25/247 units, 0 found", "scanned 50/247 units, 0 found"], 9),  # fast: every 10 %
+    (1.0, ["scanned 5/247 units, 0 found", "scanned 10/247 units, 0 found"], 49),  # slow: every 5 s
+])
+def test_scan_progress_in_a_log_does_not_spam(seconds_per_unit: float, first_lines: list[str],
+                                              line_count: int) -> None:
+    log, clock = io.StringIO(), FakeClock()
+    progress = ScanProgress(247, log, clock=clock)
+    for unit in range(1, 248):
+        clock.now += seconds_per_unit
+        progress.unit_done(found=unit // 100)
+    lines = log.getvalue().splitlines()
+    assert lines[:2] == first_lines
+    assert len(lines) == line_count
+    assert lines[-1].endswith(" 2 found")
+    assert "\r" not in log.getvalue()
+
+
+def test_scan_progress_on_a_terminal_is_one_line_rewritten() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    progress = ScanProgress(3, term)
+    progress.unit_done(found=0)
+    progress.unit_done(found=1)
+    progress.clear()
+    blank = "\r" + " " * len("scanned 1/3 units, 0 found") + "\r"
+    assert term.getvalue() == f"scanned 1/3 units, 0 found{blank}scanned 2/3 units, 1 found{blank}"
 
 
 def test_probe_serial_prints_parsed_frames(capsys: pytest.CaptureFixture[str]) -> None:
@@ -224,10 +273,13 @@ def rtu_line(slaves: dict[int, FakeSlave]) -> Iterator[str]:
 def test_scan_and_probe_over_a_serial_line(capsys: pytest.CaptureFixture[str]) -> None:
     slaves = {2: FakeSlave(holding={0: 0x4148, 1: 0x0000}), 4: FakeSlave(exception=1)}
     with rtu_line(slaves) as path:
-        code, out = run(["scan", "modbus", "--serial", path, "--baud", "9600", "--units", "1-5",
-                         "--timeout", "0.1"], capsys)
+        code, out, err = run_with_stderr(["scan", "modbus", "--serial", path, "--baud", "9600", "--units", "1-5",
+                                          "--timeout", "0.1"], capsys)
         assert code == 0, out
+        # stdout is what scripts parse: only the answers, as before there was a progress line.
         assert out.splitlines() == ["unit   2: answers (holding 0 = 16712)", "unit   4: answers with exception:01"]
+        assert err.splitlines() == ["scanned 1/5 units, 0 found", "scanned 2/5 units, 1 found",
+                                    "scanned 3/5 units, 1 found", "scanned 4/5 units, 2 found", "2 slave(s) answered"]
         code, out = run(["probe", "modbus", "--serial", path, "--baud", "9600", "--unit", "2", "--address", "0",
                          "--type", "float32", "--order", "ABCD", "--json"], capsys)
         assert (code, json.loads(out)) == (0, {"value": 12.5})
