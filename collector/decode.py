@@ -22,6 +22,13 @@ from collector.lineproto import FLOAT, INTEGER, escape_key, escape_string, forma
 from roadpulse.wire import Birth, Death, WireError, decode
 from roadpulse.wire.topics import _GATEWAY_RE
 
+try:  # the hot loop in C, built at install when a compiler is there (collector/_fastlines.c)
+    from collector import _fastlines
+except ImportError:  # pragma: no cover - exercised on hosts without a compiler
+    _fastlines = None  # type: ignore[assignment]
+
+NATIVE = _fastlines is not None
+
 AGENT_MEASUREMENT = "roadpulse_agent"
 _QUALITY_NAMES = {1: "uncertain", 2: "bad"}
 _TIME_OK = (0, 2)  # none or corrected: stored as good time (docs/protocol.md, time flags)
@@ -151,15 +158,36 @@ class Templates:
     `expect` is the value type a template takes without a look (float for f, int for i and
     scaled f; None for b and s, which are rare and go the careful way). `timed` forms end in
     ` %d`, the reading's time as an argument; `untimed` forms end before it, for runs of
-    readings that share a time (`data_lines` joins the time in as text).
+    readings that share a time (`data_lines` joins the time in as text). `native` is the
+    table of the C loop (`collector/_fastlines.c`), indexed by alias, or None without it.
     """
 
     expect: dict[int, type | None]
     timed: Forms
     untimed: Forms
+    native: list[tuple[bytes, int, int, bytes] | None] | None = None
 
 
-def templates(table: AliasTable) -> Templates:
+# Kinds of the C loop's table (collector/_fastlines.c).
+_NATIVE_KIND = {FLOAT: 0, INTEGER: 1}
+_NATIVE_SCALED, _NATIVE_OTHER = 2, 3
+# Aliases are small numbers from 0; a table indexed by alias above this is not worth making.
+_NATIVE_MAX_ALIAS = 65535
+
+
+def native_table(table: AliasTable) -> list[tuple[bytes, int, int, bytes] | None] | None:
+    """The C loop's table: per alias (prefix, kind, decimals, nil line), as UTF-8 bytes."""
+    if not table or min(table) < 0 or max(table) > _NATIVE_MAX_ALIAS:
+        return None
+    out: list[tuple[bytes, int, int, bytes] | None] = [None] * (max(table) + 1)
+    for alias, (prefix, kind, series, key, decimals) in table.items():
+        code = _NATIVE_SCALED if kind == FLOAT and decimals else _NATIVE_KIND.get(kind, _NATIVE_OTHER)
+        out[alias] = (prefix.encode(), code, decimals, f'{series}{key}_err="nil"'.encode())
+    return out
+
+
+def templates(table: AliasTable, *, native: bool | None = None) -> Templates:
+    """`native`: make the C loop's table too (default: when the C loop is built)."""
     expect: dict[int, type | None] = {}
     pieces: dict[int, str] = {}
     floats: dict[int, str] = {}
@@ -181,7 +209,8 @@ def templates(table: AliasTable) -> Templates:
     def timed(forms: dict[int, str]) -> dict[int, str]:
         return {alias: form + " %d" for alias, form in forms.items()}
 
-    return Templates(expect, Forms(timed(pieces), timed(floats), timed(nil), "%s %d"), untimed)
+    return Templates(expect, Forms(timed(pieces), timed(floats), timed(nil), "%s %d"), untimed,
+                     native_table(table) if (NATIVE if native is None else native) else None)
 
 
 # A message's readings share a time in runs (one device poll each); when the runs are this long
@@ -211,6 +240,10 @@ def data_lines(
     n = len(flat) // 3
     if not n:
         return "", 0
+    if compiled is not None and compiled.native is not None and flags in _TIME_OK:
+        done = _native_lines(flat, base, qualities, flags, table, native=compiled.native)
+        if done is not None:
+            return done
     aliases, dts, values = flat[0::3], flat[1::3], flat[2::3]
     if flags not in _TIME_OK or set(map(type, aliases)) != _INT_ONLY or set(map(type, dts)) != _INT_ONLY:
         return _careful_lines(flat, base, qualities, flags, table)
@@ -271,6 +304,38 @@ def data_lines(
         for start, end in pairwise(starts)
     ])
     return text % tuple(args), bad_values
+
+
+def _native_lines(
+    flat: list[Any], base: int, qualities: dict[Any, Any], flags: int, table: AliasTable, *,
+    native: list[tuple[bytes, int, int, bytes] | None],
+) -> tuple[str, int] | None:
+    """The C loop's text, or None when it declines (then the Python path decides).
+
+    Readings with a quality entry are made here, the careful way, and handed to the C loop
+    as finished pieces. Any doubt (an error, an unknown alias) is left to the Python path,
+    so which error a bad message gets never depends on which loop ran.
+    """
+    overrides: list[tuple[int, str]] | None = None
+    bad_values = 0
+    if qualities:
+        n = len(flat) // 3
+        overrides = []
+        try:
+            for index in sorted(i for i in qualities if type(i) is int and 0 <= i < n):
+                alias = flat[3 * index]
+                entry = table.get(alias) if type(alias) is int else None
+                if entry is not None and flat[3 * index + 2] is None:  # the common one: why a value is missing
+                    overrides.append((index, f'{entry[2]}{entry[3]}_err="{_nil_reason(qualities[index])}"'))
+                    continue
+                line, bad = _careful_line(flat, index, qualities=qualities, flags=flags, table=table)
+                overrides.append((index, line))
+                bad_values += bad
+        except (WireError, _Unknown):
+            return None
+    assert _fastlines is not None
+    text = _fastlines.lines(flat, base, native, overrides)
+    return None if text is None else (text, bad_values)
 
 
 def _nil_reason(quality: object) -> str:

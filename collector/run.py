@@ -20,7 +20,7 @@ from collector.acks import AckLedger, Ticket
 from collector.births import BirthStore
 from collector.config import CollectorConfig, load_collector_config
 from collector.deadletter import DeadLetters
-from collector.decode import Decoder
+from collector.decode import NATIVE, Decoder
 from collector.ingest import Batch, Ingest, IngestLimits
 from collector.metrics import Stats, self_metrics_line, serve_http
 from collector.mqtt import MqttLink
@@ -135,7 +135,11 @@ class Collector:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then shut down cleanly (flush, ack what is durable, disconnect)."""
         log.info("collector starting", extra={"client_id": self.config.collector.client_id,
-                                              "spooled_batches": self._spool.stats().records})
+                                              "spooled_batches": self._spool.stats().records,
+                                              "hot_loop": "c" if NATIVE else "python"})
+        if not NATIVE:
+            log.warning("collector._fastlines is not built: readings are formatted in Python, at about "
+                        "twice the CPU; install a C compiler and the Python headers, then reinstall")
         try:
             async with asyncio.TaskGroup() as tg:
                 link = tg.create_task(self._link.run(), name="collector.mqtt")

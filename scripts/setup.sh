@@ -11,6 +11,10 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 command -v influxd >/dev/null 2>&1 || need_apt+=(influxdb)
 command -v mbpoll >/dev/null 2>&1 || need_apt+=(mbpoll)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# A C compiler and the Python headers build the collector's hot loop (collector/_fastlines.c).
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
+python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+    || need_apt+=(python3-dev)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need Debian packages: ${need_apt[*]} (run as root, or install them)" >&2
@@ -26,8 +30,8 @@ if [ ! -x .venv/bin/python ]; then
     echo "setup: creating virtualenv .venv"
     python3 -m venv .venv
 fi
-# Reinstall only when the dependency list changed.
-stamp=".venv/.roadpulse-$EXTRAS-$(sha256sum pyproject.toml | cut -c1-16)"
+# Reinstall only when the dependency list or the C extension changed.
+stamp=".venv/.roadpulse-$EXTRAS-$(cat pyproject.toml collector/_fastlines.c | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     echo "setup: installing roadpulse[$EXTRAS] into .venv"
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null

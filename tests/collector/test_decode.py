@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import collector.decode as decode_module
 from collector.decode import Decoder, Kind, _careful_lines, _Unknown, build_table, data_lines, templates
 from roadpulse.wire import (
     Birth,
@@ -179,6 +180,15 @@ def test_old_boots_are_remembered_for_replays() -> None:
     assert decoder.known("gw-1", boots[2])
 
 
+# Both loops, the C one (collector/_fastlines.c) and the Python one it falls back to.
+both_loops = pytest.mark.parametrize("native", [True, False], ids=["c-loop", "python-loop"])
+
+
+def test_the_c_loop_is_built() -> None:
+    """The test command installs a compiler; without the C loop the collector is slower, not wrong."""
+    assert decode_module.NATIVE, "collector._fastlines is not built: install gcc and the Python headers, reinstall"
+
+
 # Every metric type, scaled floats (aliases 8, 9), and a '%' in a tag and a field name (the
 # templates are %-formats). Aliases 10 and 11 are unknown.
 _MIXED = Birth("gw-1", BOOT, 0, 1_700_000_000_000, "0.1.0", "abcdefabcdef",
@@ -191,6 +201,7 @@ _ANY_VALUE = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1
                        st.text(max_size=5), st.just([1]))
 
 
+@both_loops
 @settings(max_examples=400, deadline=None)
 @given(items=st.lists(st.tuples(st.one_of(st.integers(0, 11), st.just(True)),
                                 st.one_of(st.just(0), st.integers(-5, 5)), _ANY_VALUE),  # polls: dt 0
@@ -199,7 +210,7 @@ _ANY_VALUE = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1
                                                                        [3, "bad"], "junk"]), max_size=4),
        flags=st.sampled_from([0, 1, 2]))
 def test_templates_write_what_the_careful_path_writes(items: list[tuple[int, int, object]],
-                                                      qualities: dict[int, object], flags: int) -> None:
+                                                      qualities: dict[int, object], flags: int, native: bool) -> None:
     """The formatted-in-one-go path and the reading-by-reading path agree on every input:
     same text, same bad-value count, same WireError reason, same unknown alias."""
     flat = [x for item in items for x in item]
@@ -213,14 +224,15 @@ def test_templates_write_what_the_careful_path_writes(items: list[tuple[int, int
             return ("unknown", str(exc))
 
     fast = outcome(lambda: data_lines(list(flat), 1_700_000_000_000, qualities, flags, _MIXED_TABLE,
-                                      compiled=templates(_MIXED_TABLE)))
+                                      compiled=templates(_MIXED_TABLE, native=native)))
     careful = outcome(lambda: _careful_lines(list(flat), 1_700_000_000_000, qualities, flags, _MIXED_TABLE))
     assert fast == careful
 
 
-def test_percent_in_names_is_written_literally() -> None:
+@both_loops
+def test_percent_in_names_is_written_literally(native: bool) -> None:
     text, bad = data_lines([0, 0, 1.5, 1, 1, 7, 2, 1, True, 3, 1, "a%sb", 0, 1, None], 5, {}, 0, _MIXED_TABLE,
-                           compiled=templates(_MIXED_TABLE))
+                           compiled=templates(_MIXED_TABLE, native=native))
     assert bad == 0
     assert text.split("\n") == [
         r"m,device=d%1,gateway=gw-1,lane=0,site=50%s x0%d=1.5 5",
@@ -231,9 +243,10 @@ def test_percent_in_names_is_written_literally() -> None:
     ]
 
 
-def test_scaled_ints_are_written_without_a_float() -> None:
+@both_loops
+def test_scaled_ints_are_written_without_a_float(native: bool) -> None:
     flat = [8, 0, 557, 8, 1, -3, 8, 1, 5.571, 9, 1, 1, 8, 1, None, 8, 1, True]
-    text, bad = data_lines(flat, 5, {}, 0, _MIXED_TABLE, compiled=templates(_MIXED_TABLE))
+    text, bad = data_lines(flat, 5, {}, 0, _MIXED_TABLE, compiled=templates(_MIXED_TABLE, native=native))
     assert bad == 1
     assert text.split("\n") == [
         r"m,device=d%1,gateway=gw-1,lane=8,site=50%s x8%d=557e-2 5",
@@ -245,17 +258,19 @@ def test_scaled_ints_are_written_without_a_float() -> None:
     ]
 
 
+@both_loops
 @settings(max_examples=200, deadline=None)
 @given(polls=st.lists(st.tuples(st.integers(-3, 30_000), st.lists(
            st.tuples(st.integers(0, 9), st.one_of(st.integers(-999, 999), st.floats(-1e3, 1e3), st.none())),
            min_size=1, max_size=30)), min_size=1, max_size=4),
        qualities=st.dictionaries(st.integers(0, 40), st.sampled_from([[2, "timeout"], [1, "stale"]]), max_size=3))
 def test_readings_of_one_poll_share_their_formatted_time(polls: list[tuple[int, list[tuple[int, object]]]],
-                                                         qualities: dict[int, object]) -> None:
+                                                         qualities: dict[int, object], native: bool) -> None:
     """Messages of whole polls (long runs of dt = 0, the time joined in once per run) give the careful text."""
     flat: list[object] = []
     for dt, poll in polls:
         for k, (alias, value) in enumerate(poll):
             flat += [alias, dt if k == 0 else 0, value]
-    fast = data_lines(list(flat), 1_700_000_000_000, qualities, 0, _MIXED_TABLE, compiled=templates(_MIXED_TABLE))
+    fast = data_lines(list(flat), 1_700_000_000_000, qualities, 0, _MIXED_TABLE,
+                      compiled=templates(_MIXED_TABLE, native=native))
     assert fast == _careful_lines(list(flat), 1_700_000_000_000, qualities, 0, _MIXED_TABLE)
