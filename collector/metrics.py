@@ -7,17 +7,52 @@ read-only endpoints). The same numbers go into InfluxDB as `roadpulse_collector`
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 from collector.lineproto import fields_line
 
 log = logging.getLogger(__name__)
 
 COLLECTOR_MEASUREMENT = "roadpulse_collector"
+
+
+class Histogram:
+    """Fixed buckets, as Prometheus renders them: a p99 write latency needs more than the last one.
+
+    Observed once per InfluxDB write or batch, never per reading.
+    """
+
+    __slots__ = ("bounds", "count", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.count += 1
+        self.total += value
+
+    def prometheus(self, metric: str, labels: str) -> list[str]:
+        out, running = [], 0
+        for bound, n in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += n
+            le = "+Inf" if bound == float("inf") else repr(float(bound))
+            out.append(f'{metric}_bucket{{{labels},le="{le}"}} {running}')
+        out.append(f"{metric}_sum{{{labels}}} {self.total!r}")
+        out.append(f"{metric}_count{{{labels}}} {self.count}")
+        return out
+
+
+WRITE_SECONDS_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BATCH_LINES_BOUNDS = (1, 10, 100, 500, 1000, 2500, 5000, 10000, 25000, 50000)
 
 
 @dataclass(slots=True)
@@ -53,11 +88,15 @@ class Stats:
     # readings per second replayed from the spool, over the last self-metrics interval
     replay_rate: float = 0.0
     extra: dict[str, int] = field(default_factory=dict)
+    # Per InfluxDB write (a batch, or a part of one split after a 413), and per batch.
+    write_latency: Histogram = field(default_factory=lambda: Histogram(WRITE_SECONDS_BOUNDS))
+    batch_size: Histogram = field(default_factory=lambda: Histogram(BATCH_LINES_BOUNDS))
 
     def numbers(self) -> dict[str, int | float | bool]:
-        data = asdict(self)
-        data.pop("extra")
-        return data
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_NUMBERS}
+
+
+_NOT_NUMBERS = {"extra", "write_latency", "batch_size"}
 
 
 _HELP = {
@@ -69,6 +108,8 @@ _HELP = {
     "rebirth_requests": "rebirth commands published",
     "spool_depth": "batches waiting in the on-disk spool",
     "write_seconds_total": "time spent in InfluxDB writes",
+    "write_seconds": "duration of one InfluxDB write (a batch, or a part of one split after a 413)",
+    "batch_lines": "lines (readings and agent health values) per batch handed to the writer",
 }
 _COUNTERS = {"messages_in", "readings_in", "health_in", "readings_written", "readings_spooled", "readings_replayed",
              "bad_values", "dead_letters", "duplicates", "gaps", "rebirth_requests", "births", "deaths",
@@ -84,6 +125,11 @@ def prometheus_text(stats: Stats, client_id: str) -> str:
             out.append(f"# HELP {metric} {_HELP[name]}")
         out.append(f"# TYPE {metric} {'counter' if name in _COUNTERS else 'gauge'}")
         out.append(f'{metric}{{collector="{client_id}"}} {float(value)!r}')
+    for name, histogram in (("write_seconds", stats.write_latency), ("batch_lines", stats.batch_size)):
+        metric = f"roadpulse_collector_{name}"
+        out.append(f"# HELP {metric} {_HELP[name]}")
+        out.append(f"# TYPE {metric} histogram")
+        out += histogram.prometheus(metric, f'collector="{client_id}"')
     return "\n".join(out) + "\n"
 
 

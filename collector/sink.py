@@ -111,6 +111,7 @@ class Sink:
         elapsed = time.perf_counter() - started
         self._stats.write_seconds_total += elapsed
         self._stats.last_write_seconds = elapsed
+        self._stats.write_latency.observe(elapsed)
         self._stats.batches_written += 1
 
     async def run_live(self) -> None:
@@ -129,6 +130,7 @@ class Sink:
         text = "\n".join(batch.chunks)
         self._stats.last_batch_lines = batch.lines
         self._stats.batch_lines_max = max(self._stats.batch_lines_max, batch.lines)
+        self._stats.batch_size.observe(batch.lines)
         while True:
             if time.monotonic() >= self._down_until:
                 try:

@@ -36,6 +36,12 @@ def test_birth_then_data_lands_in_influx(tmp_path: Path, mosquitto: Mosquitto, i
             body = await asyncio.to_thread(
                 lambda: urllib.request.urlopen(f"http://127.0.0.1:{collector.http_port}/metrics").read())
             assert b"roadpulse_collector_readings_written_total" in body
+            # One latency observation per write so far (more writes may follow the fetch).
+            counts = [line for line in body.decode().splitlines()
+                      if line.startswith("roadpulse_collector_write_seconds_count{")]
+            assert len(counts) == 1
+            assert 1 <= int(counts[0].rsplit(" ", 1)[1]) <= collector.stats.batches_written
+            assert b"roadpulse_collector_batch_lines_bucket{" in body
             health = await asyncio.to_thread(
                 lambda: urllib.request.urlopen(f"http://127.0.0.1:{collector.http_port}/healthz").read())
             assert json.loads(health)["ok"] is True
