@@ -31,11 +31,18 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 # Reinstall only when the dependency list or the C extension changed.
-stamp=".venv/.roadpulse-$EXTRAS-$(cat pyproject.toml collector/_fastlines.c | sha256sum | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
+stamp=".venv/.roadpulse-$EXTRAS-$(cat pyproject.toml setup.py collector/_fastlines.c | sha256sum | cut -c1-16)"
+# (An editable install builds the extension in place; it is gone after a `git clean`.)
+if [ ! -f "$stamp" ] || ! compgen -G "collector/_fastlines*.so" >/dev/null; then
     echo "setup: installing roadpulse[$EXTRAS] into .venv"
-    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
+    # pip and the build backend are chatty even with -q: their output goes to a log, shown on failure.
+    log=".venv/install.log"
+    if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e ".[$EXTRAS]"; } \
+            >"$log" 2>&1; then
+        cat "$log" >&2
+        echo "setup: installing roadpulse[$EXTRAS] failed (log above, kept in $log)" >&2
+        exit 1
+    fi
     rm -f .venv/.roadpulse-"$EXTRAS"-*
     touch "$stamp"
 fi
