@@ -186,7 +186,10 @@ format_message(PyObject *flat, long long now, PyObject *table, PyObject *overrid
         else {
             PyObject *prefix = PyTuple_GET_ITEM(entry, 0);
             PyObject *nil = PyTuple_GET_ITEM(entry, 3);
-            long kind = PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
+            PyObject *kind_obj = PyTuple_GET_ITEM(entry, 1);
+            /* Exact ints only: on anything else PyLong_AsLong calls __index__, Python code that
+             * could free the items of flat, table or overrides we hold borrowed. */
+            long kind = PyLong_CheckExact(kind_obj) ? PyLong_AsLong(kind_obj) : -1;
             if (!PyBytes_CheckExact(prefix) || !PyBytes_CheckExact(nil) || kind < FLOAT || kind > OTHER) {
                 PyErr_Clear();
                 return DECLINE;
@@ -212,7 +215,8 @@ format_message(PyObject *flat, long long now, PyObject *table, PyObject *overrid
                     buf->data[buf->len++] = 'i';
                 }
                 else if (kind == SCALED) {
-                    long decimals = PyLong_AsLong(PyTuple_GET_ITEM(entry, 2));
+                    PyObject *decimals_obj = PyTuple_GET_ITEM(entry, 2);
+                    long decimals = PyLong_CheckExact(decimals_obj) ? PyLong_AsLong(decimals_obj) : -1;
                     if (decimals <= 0) {
                         PyErr_Clear();
                         return DECLINE;
@@ -283,10 +287,14 @@ lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_ssize_t n = PyList_GET_SIZE(flat) / 3;
     if (n == 0) {
+        if (overrides != Py_None && PyList_GET_SIZE(overrides) > 0) {
+            Py_RETURN_NONE; /* a piece for a reading that is not there */
+        }
         return PyUnicode_FromStringAndSize("", 0);
     }
     Buffer buf = {NULL, 0, 0};
-    if (buffer_reserve(&buf, n * 96) < 0) {
+    /* A first guess, not a bound (the buffer grows): n comes from an untrusted message. */
+    if (buffer_reserve(&buf, (n < 65536 ? n : 65536) * 96) < 0) {
         return NULL;
     }
     int status = format_message(flat, now, table, overrides, &buf);

@@ -171,7 +171,8 @@ class Templates:
 # Kinds of the C loop's table (collector/_fastlines.c).
 _NATIVE_KIND = {FLOAT: 0, INTEGER: 1}
 _NATIVE_SCALED, _NATIVE_OTHER = 2, 3
-# Aliases are small numbers from 0; a table indexed by alias above this is not worth making.
+# Aliases are small numbers from 0; a table indexed by alias above this is not worth making
+# (at the limit, a list of 65,536 slots: ~0.5 MB per table, two per boot, four boots per gateway).
 _NATIVE_MAX_ALIAS = 65535
 
 
@@ -275,7 +276,7 @@ def data_lines(
     if types != expected or qualities:
         odd = set(compress(range(n), map(is_not, types, expected)))
         if qualities:
-            odd.update(i for i in qualities if type(i) is int and 0 <= i < n)
+            odd.update(_quality_indices(qualities, n))
         for index in sorted(odd):
             kind = types[index]
             if index not in qualities:
@@ -322,7 +323,7 @@ def _native_lines(
         n = len(flat) // 3
         overrides = []
         try:
-            for index in sorted(i for i in qualities if type(i) is int and 0 <= i < n):
+            for index in _quality_indices(qualities, n):
                 alias = flat[3 * index]
                 entry = table.get(alias) if type(alias) is int else None
                 if entry is not None and flat[3 * index + 2] is None:  # the common one: why a value is missing
@@ -336,6 +337,13 @@ def _native_lines(
     assert _fastlines is not None
     text = _fastlines.lines(flat, base, native, overrides)
     return None if text is None else (text, bad_values)
+
+
+def _quality_indices(qualities: dict[Any, Any], n: int) -> list[int]:
+    """The readings that have a quality entry, sorted: those `qualities.get(index)` finds, as
+    roadpulse.wire.decode and `_careful_line` look them up. A msgpack map may have bool or
+    float keys, and True == 1 == 1.0 for a dict."""
+    return sorted({int(i) for i in qualities if type(i) in (int, bool, float) and 0 <= i < n and i == int(i)})
 
 
 def _nil_reason(quality: object) -> str:

@@ -206,8 +206,11 @@ _ANY_VALUE = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1
 @given(items=st.lists(st.tuples(st.one_of(st.integers(0, 11), st.just(True)),
                                 st.one_of(st.just(0), st.integers(-5, 5)), _ANY_VALUE),  # polls: dt 0
                       max_size=40),
-       qualities=st.dictionaries(st.integers(-1, 20), st.sampled_from([[0, ""], [1, "x"], [2, ""], [2, "a\"b"],
-                                                                       [3, "bad"], "junk"]), max_size=4),
+       # msgpack map keys may be bools or floats: True == 1 == 1.0 for the dict lookups of the careful path
+       qualities=st.dictionaries(st.one_of(st.integers(-1, 20), st.booleans(), st.integers(0, 20).map(float),
+                                           st.just(-0.0), st.just(1.5)),
+                                 st.sampled_from([[0, ""], [1, "x"], [2, ""], [2, "a\"b"], [3, "bad"], "junk"]),
+                                 max_size=4),
        flags=st.sampled_from([0, 1, 2]))
 def test_templates_write_what_the_careful_path_writes(items: list[tuple[int, int, object]],
                                                       qualities: dict[int, object], flags: int, native: bool) -> None:

@@ -73,6 +73,7 @@ def test_quality_pieces_are_taken_as_given() -> None:
         ([1, 0, 1], BASE, [(3, "x")], "a piece for a reading that is not there"),
         ([1, 0, 1], BASE, [(0, b"x")], "a piece that is not text"),
         ([1, 0, 1, 1], BASE, None, "not whole readings"),
+        ([], BASE, [(0, "x")], "a piece for an empty message"),
     ],
 )
 def test_it_declines_what_python_must_decide(flat: list[Any], base: int, overrides: Any, why: str) -> None:
@@ -87,6 +88,18 @@ def test_empty_message_and_unicode_names() -> None:
     text = fastlines.lines([0, 0, 12], BASE, native_table(table), None)
     assert text == _careful_lines([0, 0, 12], BASE, {}, 0, table)[0]
     assert text == f"air,device=tunnel-ö,gateway=gw-1,zone=süd co_ppm=12e-1 {BASE}"
+
+
+def test_a_table_with_odd_kinds_is_declined_without_running_python() -> None:
+    """Only exact ints are read from the table: anything else could run Python code (__index__)
+    while the loop holds borrowed items."""
+
+    class Index:
+        def __index__(self) -> int:
+            raise AssertionError("the C loop ran Python code")
+
+    assert fastlines.lines([0, 0, 1], BASE, [(b"p=", Index(), 0, b"n")], None) is None  # type: ignore[list-item]
+    assert fastlines.lines([0, 0, 1], BASE, [(b"p=", 2, Index(), b"n")], None) is None  # type: ignore[list-item]
 
 
 def test_wrong_argument_types_are_type_errors() -> None:
