@@ -40,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from collector.decode import NATIVE  # noqa: E402
 from roadpulse.services import Influxd, Mosquitto, count_readings, free_port  # noqa: E402
 from tests.collector.traffic import Publisher, boot_id, make_batch, make_birth  # noqa: E402
 
@@ -263,7 +264,8 @@ def main() -> int:
     print(f"readings per phase: {total} ({args.messages} messages x {args.per_message}), "
           f"{args.per_poll} per timestamp, gzip {'off' if args.no_gzip else 'on'}, "
           f"float metrics {floats}, "
-          f"receive maximum {args.receive_maximum}, {args.repeat} run(s)", flush=True)
+          f"receive maximum {args.receive_maximum}, {args.repeat} run(s), "
+          f"per-reading loop in {'C' if NATIVE else 'Python (collector._fastlines not built)'}", flush=True)
     phases: dict[str, list[Phase]] = {"backlog drain": [], "live overload": []}
     lost = False
     for run in range(args.repeat):
