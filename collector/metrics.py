@@ -19,6 +19,8 @@ from collector.lineproto import fields_line
 log = logging.getLogger(__name__)
 
 COLLECTOR_MEASUREMENT = "roadpulse_collector"
+# Lines in these measurements are not readings: agent health (roadpulse_agent) and our own.
+OWN_MEASUREMENTS = ("roadpulse_",)
 
 
 class Histogram:
@@ -64,6 +66,7 @@ class Stats:
     readings_spooled: int = 0
     readings_replayed: int = 0
     bad_values: int = 0
+    readings_rejected: int = 0  # refused by InfluxDB (400/422, or part of a partial write): dead-lettered
     dead_letters: int = 0
     duplicates: int = 0
     gaps: int = 0
@@ -103,6 +106,7 @@ _HELP = {
     "messages_in": "MQTT messages received",
     "readings_written": "readings stored in InfluxDB (directly or by spool replay)",
     "dead_letters": "messages or batches kept in the dead letters instead of InfluxDB",
+    "readings_rejected": "readings InfluxDB refused (400/422 or a partial write), kept in the dead letters",
     "duplicates": "data messages whose (gateway, boot, seq) was seen before",
     "gaps": "sequence numbers missing after the grace period",
     "rebirth_requests": "rebirth commands published",
@@ -112,8 +116,8 @@ _HELP = {
     "batch_lines": "lines (readings and agent health values) per batch handed to the writer",
 }
 _COUNTERS = {"messages_in", "readings_in", "health_in", "readings_written", "readings_spooled", "readings_replayed",
-             "bad_values", "dead_letters", "duplicates", "gaps", "rebirth_requests", "births", "deaths",
-             "batches_written", "write_errors", "write_seconds_total"}
+             "bad_values", "readings_rejected", "dead_letters", "duplicates", "gaps", "rebirth_requests", "births",
+             "deaths", "batches_written", "write_errors", "write_seconds_total"}
 
 
 def prometheus_text(stats: Stats, client_id: str) -> str:

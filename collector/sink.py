@@ -21,7 +21,8 @@ from agent.queue.base import StorageError
 from collector.acks import AckLedger, Ticket
 from collector.deadletter import DeadLetters
 from collector.ingest import Batch
-from collector.metrics import Stats
+from collector.metrics import OWN_MEASUREMENTS, Stats
+from collector.partial import rejected_lines
 from collector.spool import Spool, SpoolFullError
 from collector.writer import (
     InfluxWriter,
@@ -55,6 +56,7 @@ class Sink:
         self._down = False
         self._spool_changed = asyncio.Event()
         self._backoff = Backoff(base=0.2, cap=15.0)
+        self._partial_logged = -1e9  # monotonic time of the last partial-write warning
         self.queue: asyncio.Queue[Batch] = asyncio.Queue()
         if spool.stats().records:
             self._spool_changed.set()
@@ -95,9 +97,14 @@ class Sink:
 
     # ---- writes ----
 
-    async def _write_text(self, writer: InfluxWriter, text: str) -> None:
-        """Write, splitting on 413 down to single lines (a single line too large is rejected)."""
+    async def _write_text(self, writer: InfluxWriter, text: str) -> int:
+        """Write, splitting on 413 down to single lines (a single line too large is rejected).
+
+        Returns the readings InfluxDB refused in a partial write (dead-lettered here; the
+        rest of the batch is stored). Raises WriteRejected when it cannot tell which lines.
+        """
         started = time.perf_counter()
+        refused = 0
         try:
             await writer.write_lines(text)
         except WriteTooLarge as exc:
@@ -105,14 +112,38 @@ class Sink:
             if len(lines) <= 1:
                 raise WriteRejected(f"single line too large: {exc}") from None
             half = len(lines) // 2
-            await self._write_text(writer, "\n".join(lines[:half]))
-            await self._write_text(writer, "\n".join(lines[half:]))
-            return
+            return (await self._write_text(writer, "\n".join(lines[:half]))
+                    + await self._write_text(writer, "\n".join(lines[half:])))
+        except WriteRejected as exc:
+            partial = self._partial(exc, text)
+            if partial is None:
+                raise
+            refused = partial
         elapsed = time.perf_counter() - started
         self._stats.write_seconds_total += elapsed
         self._stats.last_write_seconds = elapsed
         self._stats.write_latency.observe(elapsed)
         self._stats.batches_written += 1
+        return refused
+
+    def _partial(self, exc: WriteRejected, text: str) -> int | None:
+        """After a partial write, dead-letter only the lines InfluxDB refused; None if it does not say which."""
+        lines = text.split("\n")
+        refused = rejected_lines(lines, exc.error) if exc.error else None
+        if refused is None:
+            return None
+        bad = [lines[i] for i in refused]
+        readings = sum(1 for line in bad if not line.startswith(OWN_MEASUREMENTS))
+        if bad:
+            self._dead.add("influx-partial", detail=exc.error[:500], lines="\n".join(bad))
+            self._stats.dead_letters += 1
+            self._stats.readings_rejected += readings
+            now = time.monotonic()
+            if now - self._partial_logged >= 60.0:  # a type conflict refuses every batch until fixed
+                self._partial_logged = now
+                log.warning("influxdb refused part of a batch; those lines are dead-lettered, the rest stored",
+                            extra={"lines": len(bad), "of": len(lines), "error": exc.error[:200]})
+        return readings
 
     async def run_live(self) -> None:
         """Consume sealed batches in order; every batch ends written, spooled or dead-lettered."""
@@ -134,25 +165,26 @@ class Sink:
         while True:
             if time.monotonic() >= self._down_until:
                 try:
-                    await self._write_text(self._live, text)
+                    refused = await self._write_text(self._live, text)
                 except WriteRejected as exc:
-                    self._reject(str(exc), text)
+                    self._reject(str(exc), text, batch.readings)
                     break
                 except (WriteThrottled, WriteRetryable) as exc:
                     self._mark_down(exc)
                 else:
                     self._mark_up()
-                    self._stats.readings_written += batch.readings
+                    self._stats.readings_written += batch.readings - refused
                     break
             if await self._to_spool(text, batch.readings):
                 break
             await self._wait_for_room()
         self._settle(batch.tickets)
 
-    def _reject(self, reason: str, text: str) -> None:
+    def _reject(self, reason: str, text: str, readings: int) -> None:
         log.warning("influxdb rejected a batch; dead-lettered", extra={"error": reason[:200]})
         self._dead.add("influx-rejected", detail=reason[:500], lines=text)
         self._stats.dead_letters += 1
+        self._stats.readings_rejected += readings
 
     async def _to_spool(self, text: str, readings: int) -> bool:
         body = await asyncio.to_thread(encode_body, text, self._gzip)
@@ -192,32 +224,38 @@ class Sink:
                 self._spool_changed.clear()
                 continue
             record = tx.records[0]
-            payload = record.payload
-            try:
-                await self._replay.write(normalize_body(payload, self._gzip))
-            except WriteTooLarge:
-                try:
-                    await self._write_text(self._replay, body_text(payload))
-                except WriteRejected as exc:
-                    self._reject(str(exc), body_text(payload))
-                except (WriteThrottled, WriteRetryable) as exc:
-                    self._spool.end(tx, acked=False)
-                    self._mark_down(exc)
-                    continue
-            except WriteRejected as exc:
-                self._reject(str(exc), body_text(payload))
-                self._dead.sync()
-            except (WriteThrottled, WriteRetryable) as exc:
+            if not await self._replay_record(record.payload, record.weight):
                 self._spool.end(tx, acked=False)
-                self._mark_down(exc)
                 continue
-            else:
-                self._stats.readings_written += record.weight
-                self._stats.readings_replayed += record.weight
-                self._mark_up()
             self._dead.sync()
             await asyncio.to_thread(self._spool.end, tx, acked=True)
             self.update_spool_stats()
+
+    async def _replay_record(self, payload: bytes, readings: int) -> bool:
+        """One spooled batch to InfluxDB. False: InfluxDB is unavailable, keep it for later.
+        True: it is settled, i.e. written, partly written (the refused lines dead-lettered)
+        or rejected whole (dead-lettered)."""
+        try:
+            try:
+                await self._replay.write(normalize_body(payload, self._gzip))
+                refused = 0
+            except WriteTooLarge:
+                refused = await self._write_text(self._replay, body_text(payload))
+            except WriteRejected as exc:
+                partial = self._partial(exc, body_text(payload))
+                if partial is None:
+                    raise
+                refused = partial
+        except WriteRejected as exc:
+            self._reject(str(exc), body_text(payload), readings)
+            return True
+        except (WriteThrottled, WriteRetryable) as exc:
+            self._mark_down(exc)
+            return False
+        self._stats.readings_written += readings - refused
+        self._stats.readings_replayed += readings - refused
+        self._mark_up()
+        return True
 
     async def drain(self, limit_s: float) -> bool:
         """At shutdown: wait until every sealed batch is written or spooled (and acked)."""

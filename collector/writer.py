@@ -20,6 +20,7 @@ import urllib.parse
 from dataclasses import dataclass
 
 from collector.config import InfluxSection
+from collector.partial import error_text
 from roadpulse.configfile import read_secret
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,15 @@ class WriteError(Exception):
 
 
 class WriteRejected(WriteError):  # noqa: N818 - names fixed by the issue and STYLE.md
-    """400/422 (or a partial write): the data itself is wrong. Dead-letter it; never retry."""
+    """400/422 (or a partial write): the data itself is wrong. Dead-letter it; never retry.
+
+    `error` is InfluxDB's whole error message: for a partial write it names the refused
+    lines (collector/partial.py), and the others were stored.
+    """
+
+    def __init__(self, message: str, error: str = "") -> None:
+        super().__init__(message)
+        self.error = error
 
 
 class WriteThrottled(WriteError):  # noqa: N818 - names fixed by the issue and STYLE.md
@@ -76,7 +85,7 @@ def classify(status: int, retry_after: str | None, body: str) -> WriteError | No
         return None
     text = f"HTTP {status}: {body[:300]}"
     if status in (400, 422):
-        return WriteRejected(("partial write; " if _PARTIAL.search(body) else "") + text)
+        return WriteRejected(("partial write; " if _PARTIAL.search(body) else "") + text, error_text(body))
     if status == 413:
         return WriteTooLarge(text)
     if status in (429, 503):

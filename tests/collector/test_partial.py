@@ -1,0 +1,129 @@
+"""Partial writes: only the lines InfluxDB refused go to the dead letters, the rest count as stored."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from collector.partial import error_text, rejected_lines
+from roadpulse.services import Influxd, Mosquitto
+from roadpulse.wire import Birth, MetricDef
+from tests.collector.conftest import wait_for
+from tests.collector.traffic import T0, Publisher, boot_id, collector_toml, make_batch, make_birth
+
+# Answers of InfluxDB 1.6.7 to these batches, recorded from a real influxd (HTTP 400 bodies).
+CONFLICT = ('{"error":"partial write: field type conflict: input field \\"x\\" on measurement \\"m\\" is type '
+            'float, already exists as type integer dropped=2"}\n')
+PARSE = ('{"error":"partial write: unable to parse \'bad line here\': invalid field format\\nunable to parse '
+         '\'m,t=a x= 3000\': missing field value dropped=0"}\n')
+GARBAGE = '{"error":"unable to parse \'garbage only\': invalid field format"}\n'
+
+
+@pytest.mark.parametrize(
+    ("lines", "body", "refused"),
+    [
+        (["m,t=a x=1.5 2000", "m,t=b x=2i 2000", "m,t=c x=\"s\" 2000", "n,t=a x=1.5 2000"], CONFLICT, None),
+        (["m,t=a x=1.5 2000", "m,t=b x=2i 2000", "m,t=c x=2.5 2000", "n,t=a x=1.5 2000"], CONFLICT, [0, 2]),
+        (["m,t=a x=3i 3000", "bad line here", "m,t=a x= 3000", "m,t=b x=4i 3000"], PARSE, [1, 2]),
+        (["garbage only"], GARBAGE, None),  # not partial: nothing was stored
+        # the same bad line twice: both refused
+        (["bad line here", "m x=1i 1", "bad line here", "m,t=a x= 3000"], PARSE, [0, 2, 3]),
+        # a line the error names but the batch does not hold: cannot tell
+        (["m,t=a x=3i 3000", "m,t=a x= 3000"], PARSE, None),
+        # more dropped than the named conflict explains (a second conflict InfluxDB did not name)
+        (["m,t=a x=1.5 2000", "m,t=b x=2i 2000"], CONFLICT, None),
+        # refusals InfluxDB does not name by line
+        (["m x=1i 1"], '{"error":"partial write: points beyond retention policy dropped=1"}', None),
+        (["m x=1i 1"], '{"error":"partial write: max-values-per-tag limit exceeded (100000/100000): '
+                       'measurement=\\"m\\" tag=\\"t\\" value=\\"v\\" dropped=1"}', None),
+        # v2's JSON key
+        (["bad line here", "m x=1i 1"], '{"code":"invalid","message":"partial write: unable to parse '
+                                        '\'bad line here\': invalid field format"}', [0]),
+    ],
+)
+def test_refused_lines_from_influx_errors(lines: list[str], body: str, refused: list[int] | None) -> None:
+    assert rejected_lines(lines, error_text(body)) == refused
+
+
+def test_conflicts_read_escaped_names_and_quoted_fields() -> None:
+    error = ('partial write: field type conflict: input field "speed kmh" on measurement "traffic,x" is type '
+             'integer, already exists as type float dropped=2')
+    lines = [
+        r'traffic\,x,lane=1 speed\ kmh=57i 1',  # refused
+        r'traffic\,x,lane=1,note=a"b speed\ kmh=57i,other="a, b=1i c" 2',  # refused: '"' in a tag, ',' in a string
+        r'traffic\,x,lane=1 speed\ kmh=57.5 3',  # the right type: stored
+        r'traffic,lane=1 speed\ kmh=57i 4',  # another measurement
+        r'traffic\,x,lane=1 other="speed\ kmh=1i" 5',  # the name only inside a string value
+    ]
+    assert rejected_lines(lines, error) == [0, 1]
+
+
+def test_error_text_of_odd_bodies() -> None:
+    assert error_text("plain text\n") == "plain text"
+    assert error_text("[1, 2]") == "[1, 2]"
+    assert error_text('{"error": 5}') == '{"error": 5}'
+
+
+def _retyped(birth: Birth, boot: str) -> Birth:
+    """The same series, but speed declared an integer: a profile change InfluxDB refuses (type conflict)."""
+    metrics = [MetricDef(m.alias, m.device, m.measurement, m.field, m.unit, "i", m.tags) if m.type == "f" else m
+               for m in birth.metrics]
+    return dataclasses.replace(birth, boot=boot, metrics=metrics)
+
+
+@pytest.mark.slow
+def test_type_conflict_dead_letters_only_the_refused_readings(tmp_path: Path, mosquitto: Mosquitto,
+                                                              influxd: Influxd) -> None:
+    from collector.config import load_collector_config
+    from collector.run import Collector
+
+    config = load_collector_config(collector_toml(tmp_path, mosquitto.url, influxd.url))
+    first = make_birth("gw-1", boot_id(), metrics=10)
+    second = _retyped(first, boot_id())
+    # Second boot's batches a minute later than the first's, in the same shard.
+    first_batches = [make_batch(first, s, 50) for s in range(4)]
+    second_batches = [make_batch(second, s, 50, t0=T0 + 60_000) for s in range(4)]
+    speeds = sum(1 for b in second_batches for r in b.readings if r.alias % 2 and r.value is not None)
+    assert speeds > 0
+    publisher = Publisher(mosquitto.url)
+
+    async def scenario() -> Collector:
+        collector = Collector(config)
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(collector.run(stop), name="collector")
+            await wait_for(lambda: collector.stats.mqtt_connected)
+            publisher.birth(first)
+            total = await asyncio.to_thread(publisher.data, first_batches)
+            await wait_for(lambda: collector.stats.readings_written >= total, what="first boot stored")
+            publisher.birth(second)
+            total += await asyncio.to_thread(publisher.data, second_batches)
+            stats = collector.stats
+            await wait_for(lambda: stats.readings_written + stats.readings_rejected >= total, what="all settled")
+            stop.set()
+        return collector
+
+    collector = asyncio.run(scenario())
+    publisher.close()
+    stats = collector.stats
+    assert stats.readings_rejected == speeds
+    assert stats.readings_written == 8 * 50 - speeds
+    letters = [json.loads(line) for path in sorted((tmp_path / "c1-data" / "deadletters").glob("*.jsonl"))
+               for line in path.read_text().splitlines()]
+    assert {letter["reason"] for letter in letters} == {"influx-partial"}
+    refused = [line for letter in letters for line in letter["lines"].split("\n")]
+    assert len(refused) == speeds
+    assert all(" speed=" in line and line.split(" ")[1].endswith("i") for line in refused)
+    # What the second boot sent besides its integer speeds is in InfluxDB.
+    after = f"time >= {(T0 + 60_000) * 1_000_000}"
+    volume = influxd.query(f"SELECT count(volume) FROM traffic WHERE {after}", "roadpulse")
+    speed_err = influxd.query(f"SELECT count(speed_err) FROM traffic WHERE {after}", "roadpulse")
+    sent_volume = sum(1 for b in second_batches for r in b.readings if r.alias % 2 == 0)
+    sent_nil = sum(1 for b in second_batches for r in b.readings if r.value is None)
+    assert volume["results"][0]["series"][0]["values"][0][1] == sent_volume
+    if sent_nil:
+        assert speed_err["results"][0]["series"][0]["values"][0][1] == sent_nil
