@@ -112,8 +112,13 @@ class Sink:
             if len(lines) <= 1:
                 raise WriteRejected(f"single line too large: {exc}") from None
             half = len(lines) // 2
-            return (await self._write_text(writer, "\n".join(lines[:half]))
-                    + await self._write_text(writer, "\n".join(lines[half:])))
+            refused = 0
+            for part in ("\n".join(lines[:half]), "\n".join(lines[half:])):
+                try:
+                    refused += await self._write_text(writer, part)
+                except WriteRejected as rejected:  # this part only: the other may be stored already
+                    refused += self._reject(str(rejected), part)
+            return refused
         except WriteRejected as exc:
             partial = self._partial(exc, text)
             if partial is None:
@@ -133,7 +138,7 @@ class Sink:
         if refused is None:
             return None
         bad = [lines[i] for i in refused]
-        readings = sum(1 for line in bad if not line.startswith(OWN_MEASUREMENTS))
+        readings = _readings_in(bad)
         if bad:
             self._dead.add("influx-partial", detail=exc.error[:500], lines="\n".join(bad))
             self._stats.dead_letters += 1
@@ -167,7 +172,7 @@ class Sink:
                 try:
                     refused = await self._write_text(self._live, text)
                 except WriteRejected as exc:
-                    self._reject(str(exc), text, batch.readings)
+                    self._reject(str(exc), text)
                     break
                 except (WriteThrottled, WriteRetryable) as exc:
                     self._mark_down(exc)
@@ -180,11 +185,14 @@ class Sink:
             await self._wait_for_room()
         self._settle(batch.tickets)
 
-    def _reject(self, reason: str, text: str, readings: int) -> None:
+    def _reject(self, reason: str, text: str) -> int:
+        """Dead-letter lines InfluxDB refused as a whole; returns the readings among them."""
         log.warning("influxdb rejected a batch; dead-lettered", extra={"error": reason[:200]})
         self._dead.add("influx-rejected", detail=reason[:500], lines=text)
+        readings = _readings_in(text.split("\n"))
         self._stats.dead_letters += 1
         self._stats.readings_rejected += readings
+        return readings
 
     async def _to_spool(self, text: str, readings: int) -> bool:
         body = await asyncio.to_thread(encode_body, text, self._gzip)
@@ -247,7 +255,7 @@ class Sink:
                     raise
                 refused = partial
         except WriteRejected as exc:
-            self._reject(str(exc), body_text(payload), readings)
+            self._reject(str(exc), body_text(payload))
             return True
         except (WriteThrottled, WriteRetryable) as exc:
             self._mark_down(exc)
@@ -265,3 +273,8 @@ class Sink:
             log.warning("shutdown: batches still pending; they stay unacked and will be redelivered")
             return False
         return True
+
+
+def _readings_in(lines: list[str]) -> int:
+    """Lines that are readings (not agent health or our own metrics)."""
+    return sum(1 for line in lines if line and not line.startswith(OWN_MEASUREMENTS))

@@ -138,3 +138,32 @@ def test_429_waits_for_retry_after_and_spools_meanwhile(tmp_path: Path, mosquitt
     assert next_try - first_429 >= 1.9  # Retry-After honoured: no write before it ran out
     assert collector.stats.readings_spooled > 0  # type: ignore[attr-defined]
     assert fake.readings() == 1000
+
+
+@pytest.mark.slow
+def test_a_rejected_part_of_a_split_batch_is_dead_lettered_alone(
+        tmp_path: Path, mosquitto: Mosquitto, fake_influx: Callable[[Answer], FakeInflux]) -> None:
+    """413, split; one part then gets 400: only that part is dead-lettered, the other parts stay stored."""
+
+    def answer(lines: list[str]) -> tuple[int, dict[str, str]]:
+        if len(lines) > 300:
+            return 413, {}
+        return (400, {}) if any("volume=7i" in line for line in lines) else (204, {})
+
+    fake = fake_influx(answer)
+
+    def settled(c: object) -> bool:
+        stats = c.stats  # type: ignore[attr-defined]
+        return bool(stats.readings_written + stats.readings_rejected >= 2000)
+
+    collector = _run(tmp_path, mosquitto, fake.url, 40, settled)
+    stats = collector.stats  # type: ignore[attr-defined]
+    letters = [json.loads(line) for path in (tmp_path / "c1-data" / "deadletters").glob("*.jsonl")
+               for line in path.read_text().splitlines()]
+    dead = [line for letter in letters for line in letter["lines"].split("\n") if not line.startswith("roadpulse_")]
+    assert dead
+    assert all(letter["reason"] == "influx-rejected" for letter in letters)
+    assert all(len(letter["lines"].split("\n")) <= 300 for letter in letters)  # parts, not whole batches
+    assert stats.readings_rejected == len(dead)
+    assert stats.readings_written == fake.readings()
+    assert fake.readings() + len(dead) == 2000  # each reading stored or dead-lettered, once
