@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from roadpulse.configfile import ConfigError, Strict, errors_of, load_model, read_toml
 from roadpulse.shipped import shipped_dir
@@ -26,12 +26,22 @@ RegisterKind = Literal["holding", "input", "coil", "discrete"]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 
 
+def _not_reserved(name: str) -> str:
+    if name.startswith("roadpulse_"):
+        raise ValueError("measurements named roadpulse_* are reserved for roadpulse's own metrics")
+    return name
+
+
+# The collector tells readings from agent health and its own metrics by this prefix.
+Measurement = Annotated[Name, AfterValidator(_not_reserved)]
+
+
 class Point(Strict):
     """What one value means once read: shared by registers and frame fields."""
 
     name: Name
     unit: str = ""
-    measurement: Name | None = None
+    measurement: Measurement | None = None
     field: Name | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     scale: float = 1.0
@@ -82,7 +92,7 @@ class ModbusProfile(Strict):
     driver: Literal["modbus"]
     name: Name
     description: str = ""
-    measurement: Name
+    measurement: Measurement
     tags: dict[str, str] = Field(default_factory=dict)
     registers: list[Register]
     # Largest gap of unused registers to read through when coalescing reads.
@@ -119,7 +129,7 @@ class SerialProfile(Strict):
     driver: Literal["serial_ascii"]
     name: Name
     description: str = ""
-    measurement: Name
+    measurement: Measurement
     tags: dict[str, str] = Field(default_factory=dict)
     framing: Framing = Framing()
     parser: Literal["regex", "keyvalue", "nmea"]

@@ -3,23 +3,27 @@
 InfluxDB 1.x answers a batch with some bad points with HTTP 400 and `partial write: ...`,
 and stores every other point. Dead-lettering the whole batch would then put thousands of
 stored readings among the dead letters for one bad line (and count them as not written).
-So the refused lines are worked out from the error and only they are dead-lettered, but
-only when the error accounts for every refused point exactly; otherwise the caller keeps
-the whole batch in the dead letters, as before (a re-drive of stored points is harmless:
-same series and time overwrite).
 
-The texts understood, as InfluxDB 1.6 writes them (`tests/collector/test_partial.py` has
-real ones, and a test against a real influxd):
-- `unable to parse '<line>': <reason>`, one per bad line, joined by newlines;
-- `field type conflict: input field "<field>" on measurement "<measurement>" is type
-  <type>, already exists as type <type>`, the first conflict only;
-- a trailing ` dropped=<n>`: points refused for a conflict (parse failures not included).
+What an answer proves, as InfluxDB 1.6 writes them (`tests/collector/test_partial.py` has
+real ones, and tests against a real influxd):
+- `unable to parse '<line>': <reason>`, one per bad line, joined by newlines: given only
+  when every point that parsed was stored, so the named lines are exactly the refused ones
+  (an exact answer);
+- `field type conflict: input field "<field>" on measurement "<measurement>" is type <type>,
+  already exists as type <type> dropped=<n>`: one conflict of one shard only. It may hide
+  unparseable lines, points beyond the retention policy, another conflict, or name a field
+  that another shard of the same batch stored. Not exact: the caller writes the unnamed
+  lines again, and the named ones on their own, until each answer is exact (points are
+  idempotent: writing a stored point again changes nothing).
+- anything else (beyond retention, series limits): no lines named; the caller keeps the
+  whole batch in the dead letters (a re-drive of its stored points is harmless).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 
 _PARSE = re.compile(r"unable to parse '(?P<line>.*)': [^']*$")
 _CONFLICT = re.compile(
@@ -42,8 +46,14 @@ def error_text(body: str) -> str:
     return body.strip()
 
 
-def rejected_lines(lines: list[str], error: str) -> list[int] | None:
-    """Indices of the lines InfluxDB did not store, or None when the error does not say exactly."""
+@dataclass(frozen=True, slots=True)
+class Answer:
+    refused: list[int]  # indices of the lines the answer names, sorted
+    exact: bool  # True: exactly these were refused, every other line stored
+
+
+def partial_answer(lines: list[str], error: str) -> Answer | None:
+    """What a `partial write` answer says of `lines`; None when it names no line we hold."""
     text = error.strip()
     if not text.lower().startswith("partial write:"):
         return None
@@ -56,7 +66,7 @@ def rejected_lines(lines: list[str], error: str) -> list[int] | None:
     at: dict[str, list[int]] = {}
     for index, line in enumerate(lines):
         at.setdefault(line, []).append(index)
-    refused: set[int] = set()
+    named: set[int] = set()
     conflicts = 0
     for part in text.split("\n"):
         parse = _PARSE.match(part)
@@ -64,7 +74,7 @@ def rejected_lines(lines: list[str], error: str) -> list[int] | None:
             indices = at.get(parse.group("line"))
             if not indices:
                 return None
-            refused.update(indices)
+            named.update(indices)
             continue
         conflict = _CONFLICT.match(part)
         if conflict is None:
@@ -72,11 +82,14 @@ def rejected_lines(lines: list[str], error: str) -> list[int] | None:
         field, measurement = (_UNESCAPE.sub(r"\1", conflict.group(k)) for k in ("field", "measurement"))
         found = [i for i, line in enumerate(lines)
                  if _measurement(line) == measurement and _field_types(line).get(field) == conflict.group("type")]
-        conflicts += len(found)
-        refused.update(found)
-    if conflicts != dropped:
-        return None  # another conflict InfluxDB did not name, or lines we misread
-    return sorted(refused)
+        if not found:
+            return None
+        conflicts += 1
+        named.update(found)
+    if not conflicts:
+        return Answer(sorted(named), exact=dropped == 0)
+    # A conflict is exact only when it covers the whole write: every line named and dropped.
+    return Answer(sorted(named), exact=len(named) == len(lines) == dropped)
 
 
 def _measurement(line: str) -> str:

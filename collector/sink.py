@@ -2,7 +2,8 @@
 
 One place decides what each write error means:
 - WriteRejected: the data is wrong; dead-letter the lines, ack (retrying cannot help);
-- WriteTooLarge: split the batch in halves and write those;
+- WriteTooLarge and partial writes: collector/refusals.py works out which lines were
+  refused; those are dead-lettered once the batch has settled, the rest counts as written;
 - WriteThrottled / WriteRetryable: InfluxDB is unavailable; spool the batch (durable), ack,
   and let the replay task retry the spool after Retry-After or a jittered backoff.
 While InfluxDB is down, live batches go straight to the spool. When the spool is full, the
@@ -22,7 +23,7 @@ from collector.acks import AckLedger, Ticket
 from collector.deadletter import DeadLetters
 from collector.ingest import Batch
 from collector.metrics import OWN_MEASUREMENTS, Stats
-from collector.partial import rejected_lines
+from collector.refusals import Refusal, write_resolving
 from collector.spool import Spool, SpoolFullError
 from collector.writer import (
     InfluxWriter,
@@ -30,7 +31,6 @@ from collector.writer import (
     WriteRejected,
     WriteRetryable,
     WriteThrottled,
-    WriteTooLarge,
     body_text,
     encode_body,
     normalize_body,
@@ -56,7 +56,7 @@ class Sink:
         self._down = False
         self._spool_changed = asyncio.Event()
         self._backoff = Backoff(base=0.2, cap=15.0)
-        self._partial_logged = -1e9  # monotonic time of the last partial-write warning
+        self._refusal_logged = -1e9  # monotonic time of the last warning about refused lines
         self.queue: asyncio.Queue[Batch] = asyncio.Queue()
         if spool.stats().records:
             self._spool_changed.set()
@@ -97,57 +97,26 @@ class Sink:
 
     # ---- writes ----
 
-    async def _write_text(self, writer: InfluxWriter, text: str) -> int:
-        """Write, splitting on 413 down to single lines (a single line too large is rejected).
-
-        Returns the readings InfluxDB refused in a partial write (dead-lettered here; the
-        rest of the batch is stored). Raises WriteRejected when it cannot tell which lines.
-        """
-        started = time.perf_counter()
-        refused = 0
-        try:
-            await writer.write_lines(text)
-        except WriteTooLarge as exc:
-            lines = text.split("\n")
-            if len(lines) <= 1:
-                raise WriteRejected(f"single line too large: {exc}") from None
-            half = len(lines) // 2
-            refused = 0
-            for part in ("\n".join(lines[:half]), "\n".join(lines[half:])):
-                try:
-                    refused += await self._write_text(writer, part)
-                except WriteRejected as rejected:  # this part only: the other may be stored already
-                    refused += self._reject(str(rejected), part)
-            return refused
-        except WriteRejected as exc:
-            partial = self._partial(exc, text)
-            if partial is None:
-                raise
-            refused = partial
-        elapsed = time.perf_counter() - started
+    def _count_write(self, elapsed: float) -> None:
         self._stats.write_seconds_total += elapsed
         self._stats.last_write_seconds = elapsed
         self._stats.write_latency.observe(elapsed)
         self._stats.batches_written += 1
-        return refused
 
-    def _partial(self, exc: WriteRejected, text: str) -> int | None:
-        """After a partial write, dead-letter only the lines InfluxDB refused; None if it does not say which."""
-        lines = text.split("\n")
-        refused = rejected_lines(lines, exc.error) if exc.error else None
-        if refused is None:
-            return None
-        bad = [lines[i] for i in refused]
-        readings = _readings_in(bad)
-        if bad:
-            self._dead.add("influx-partial", detail=exc.error[:500], lines="\n".join(bad))
+    def _dead_letter(self, refusals: list[Refusal]) -> int:
+        """Dead-letter what InfluxDB refused of a settled batch; returns the readings among it."""
+        readings = 0
+        for refusal in refusals:
+            self._dead.add(refusal.reason, detail=refusal.detail[:500], lines="\n".join(refusal.lines))
             self._stats.dead_letters += 1
-            self._stats.readings_rejected += readings
-            now = time.monotonic()
-            if now - self._partial_logged >= 60.0:  # a type conflict refuses every batch until fixed
-                self._partial_logged = now
-                log.warning("influxdb refused part of a batch; those lines are dead-lettered, the rest stored",
-                            extra={"lines": len(bad), "of": len(lines), "error": exc.error[:200]})
+            readings += _readings_in(refusal.lines)
+        self._stats.readings_rejected += readings
+        now = time.monotonic()
+        if refusals and now - self._refusal_logged >= 60.0:  # a type conflict refuses every batch until fixed
+            self._refusal_logged = now
+            log.warning("influxdb refused lines; dead-lettered (warned at most once a minute)",
+                        extra={"reasons": sorted({r.reason for r in refusals}),
+                               "lines": sum(len(r.lines) for r in refusals), "error": refusals[0].detail[:200]})
         return readings
 
     async def run_live(self) -> None:
@@ -169,30 +138,23 @@ class Sink:
         self._stats.batch_size.observe(batch.lines)
         while True:
             if time.monotonic() >= self._down_until:
+                refusals: list[Refusal] = []
+                lines = text.split("\n")
                 try:
-                    refused = await self._write_text(self._live, text)
+                    await write_resolving(self._live, lines, refusals, self._count_write)
                 except WriteRejected as exc:
-                    self._reject(str(exc), text)
+                    self._dead_letter([Refusal("influx-rejected", str(exc), lines)])
                     break
                 except (WriteThrottled, WriteRetryable) as exc:
                     self._mark_down(exc)
                 else:
                     self._mark_up()
-                    self._stats.readings_written += batch.readings - refused
+                    self._stats.readings_written += batch.readings - self._dead_letter(refusals)
                     break
             if await self._to_spool(text, batch.readings):
                 break
             await self._wait_for_room()
         self._settle(batch.tickets)
-
-    def _reject(self, reason: str, text: str) -> int:
-        """Dead-letter lines InfluxDB refused as a whole; returns the readings among them."""
-        log.warning("influxdb rejected a batch; dead-lettered", extra={"error": reason[:200]})
-        self._dead.add("influx-rejected", detail=reason[:500], lines=text)
-        readings = _readings_in(text.split("\n"))
-        self._stats.dead_letters += 1
-        self._stats.readings_rejected += readings
-        return readings
 
     async def _to_spool(self, text: str, readings: int) -> bool:
         body = await asyncio.to_thread(encode_body, text, self._gzip)
@@ -242,26 +204,20 @@ class Sink:
     async def _replay_record(self, payload: bytes, readings: int) -> bool:
         """One spooled batch to InfluxDB. False: InfluxDB is unavailable, keep it for later.
         True: it is settled, i.e. written, partly written (the refused lines dead-lettered)
-        or rejected whole (dead-lettered)."""
+        or refused whole (dead-lettered)."""
+        refusals: list[Refusal] = []
         try:
-            try:
-                await self._replay.write(normalize_body(payload, self._gzip))
-                refused = 0
-            except WriteTooLarge:
-                refused = await self._write_text(self._replay, body_text(payload))
-            except WriteRejected as exc:
-                partial = self._partial(exc, body_text(payload))
-                if partial is None:
-                    raise
-                refused = partial
+            await write_resolving(self._replay, None, refusals, self._count_write,
+                                  body=normalize_body(payload, self._gzip))
         except WriteRejected as exc:
-            self._reject(str(exc), body_text(payload))
+            self._dead_letter([Refusal("influx-rejected", str(exc), body_text(payload).split("\n"))])
             return True
         except (WriteThrottled, WriteRetryable) as exc:
             self._mark_down(exc)
             return False
-        self._stats.readings_written += readings - refused
-        self._stats.readings_replayed += readings - refused
+        written = readings - self._dead_letter(refusals)
+        self._stats.readings_written += written
+        self._stats.readings_replayed += written
         self._mark_up()
         return True
 

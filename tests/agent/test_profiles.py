@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from agent.codec.frames import frame_parser
 from agent.codec.planning import plan_reads
@@ -62,3 +63,15 @@ def test_serial_profile_errors(tmp_path: Path, body: str, words: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_profile("bad", [tmp_path])
     assert words in str(info.value)
+
+
+# The collector tells readings from agent health and its own metrics by this prefix.
+@pytest.mark.parametrize(("name", "ok"), [("weather", True), ("roadpulse_agent", False), ("roadpulse_x", False),
+                                          ("roadpulse", True)])
+def test_roadpulse_measurements_are_reserved(name: str, ok: bool) -> None:
+    data = {"driver": "modbus", "name": "p", "measurement": name, "registers": []}
+    if ok:
+        assert ModbusProfile.model_validate(data).measurement == name
+    else:
+        with pytest.raises(ValidationError, match="reserved"):
+            ModbusProfile.model_validate(data)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import urllib.parse
 from pathlib import Path
 
 import pytest
 
-from collector.partial import error_text, rejected_lines
-from roadpulse.services import Influxd, Mosquitto
+from collector.partial import Answer, error_text, partial_answer
+from collector.refusals import Refusal, write_resolving
+from collector.writer import InfluxWriter, WriteTarget
+from roadpulse.services import Influxd, Mosquitto, influx_query
 from roadpulse.wire import Birth, MetricDef
 from tests.collector.conftest import wait_for
 from tests.collector.traffic import T0, Publisher, boot_id, collector_toml, make_batch, make_birth
@@ -24,29 +27,32 @@ GARBAGE = '{"error":"unable to parse \'garbage only\': invalid field format"}\n'
 
 
 @pytest.mark.parametrize(
-    ("lines", "body", "refused"),
+    ("lines", "body", "answer"),
     [
-        (["m,t=a x=1.5 2000", "m,t=b x=2i 2000", "m,t=c x=\"s\" 2000", "n,t=a x=1.5 2000"], CONFLICT, None),
-        (["m,t=a x=1.5 2000", "m,t=b x=2i 2000", "m,t=c x=2.5 2000", "n,t=a x=1.5 2000"], CONFLICT, [0, 2]),
-        (["m,t=a x=3i 3000", "bad line here", "m,t=a x= 3000", "m,t=b x=4i 3000"], PARSE, [1, 2]),
+        # a conflict names one field of one shard: never exact unless it covers the whole write
+        (["m,t=a x=1.5 2000", "m,t=b x=2i 2000", "m,t=c x=\"s\" 2000", "n,t=a x=1.5 2000"], CONFLICT,
+         Answer([0], exact=False)),
+        (["m,t=a x=1.5 2000", "m,t=b x=2i 2000", "m,t=c x=2.5 2000", "n,t=a x=1.5 2000"], CONFLICT,
+         Answer([0, 2], exact=False)),
+        (["m,t=a x=1.5 2000", "m,t=c x=2.5 2000"], CONFLICT, Answer([0, 1], exact=True)),
+        (["m,t=a x=1.5 2000", "m,t=c x=2.5 2000", "m,t=d x=3.5 2000"], CONFLICT, Answer([0, 1, 2], exact=False)),
+        # parse failures are named only when every parsed point was stored: exact
+        (["m,t=a x=3i 3000", "bad line here", "m,t=a x= 3000", "m,t=b x=4i 3000"], PARSE, Answer([1, 2], exact=True)),
+        (["bad line here", "m x=1i 1", "bad line here", "m,t=a x= 3000"], PARSE, Answer([0, 2, 3], exact=True)),
         (["garbage only"], GARBAGE, None),  # not partial: nothing was stored
-        # the same bad line twice: both refused
-        (["bad line here", "m x=1i 1", "bad line here", "m,t=a x= 3000"], PARSE, [0, 2, 3]),
-        # a line the error names but the batch does not hold: cannot tell
-        (["m,t=a x=3i 3000", "m,t=a x= 3000"], PARSE, None),
-        # more dropped than the named conflict explains (a second conflict InfluxDB did not name)
-        (["m,t=a x=1.5 2000", "m,t=b x=2i 2000"], CONFLICT, None),
+        (["m,t=a x=3i 3000", "m,t=a x= 3000"], PARSE, None),  # names a line the batch does not hold
+        (["m,t=b x=2i 2000"], CONFLICT, None),  # names no line of ours
         # refusals InfluxDB does not name by line
         (["m x=1i 1"], '{"error":"partial write: points beyond retention policy dropped=1"}', None),
         (["m x=1i 1"], '{"error":"partial write: max-values-per-tag limit exceeded (100000/100000): '
                        'measurement=\\"m\\" tag=\\"t\\" value=\\"v\\" dropped=1"}', None),
         # v2's JSON key
         (["bad line here", "m x=1i 1"], '{"code":"invalid","message":"partial write: unable to parse '
-                                        '\'bad line here\': invalid field format"}', [0]),
+                                        '\'bad line here\': invalid field format"}', Answer([0], exact=True)),
     ],
 )
-def test_refused_lines_from_influx_errors(lines: list[str], body: str, refused: list[int] | None) -> None:
-    assert rejected_lines(lines, error_text(body)) == refused
+def test_what_influx_answers_say(lines: list[str], body: str, answer: Answer | None) -> None:
+    assert partial_answer(lines, error_text(body)) == answer
 
 
 def test_conflicts_read_escaped_names_and_quoted_fields() -> None:
@@ -59,7 +65,7 @@ def test_conflicts_read_escaped_names_and_quoted_fields() -> None:
         r'traffic,lane=1 speed\ kmh=57i 4',  # another measurement
         r'traffic\,x,lane=1 other="speed\ kmh=1i" 5',  # the name only inside a string value
     ]
-    assert rejected_lines(lines, error) == [0, 1]
+    assert partial_answer(lines, error) == Answer([0, 1], exact=False)
 
 
 def test_error_text_of_odd_bodies() -> None:
@@ -127,3 +133,73 @@ def test_type_conflict_dead_letters_only_the_refused_readings(tmp_path: Path, mo
     assert volume["results"][0]["series"][0]["values"][0][1] == sent_volume
     if sent_nil:
         assert speed_err["results"][0]["series"][0]["values"][0][1] == sent_nil
+
+
+WEEK_MS = 7 * 24 * 3600 * 1000  # autogen's shard group duration
+
+
+def _writer(influxd: Influxd, db: str) -> InfluxWriter:
+    url = urllib.parse.urlsplit(influxd.url)
+    return InfluxWriter(WriteTarget("http", url.hostname or "127.0.0.1", url.port or 8086,
+                                    f"/write?db={db}&precision=ms", (("Content-Type", "text/plain"),), False, 5.0))
+
+
+def _stored(influxd: Influxd, db: str) -> set[str]:
+    """Every point of measurement m, as the line that wrote it (`m field=value time`)."""
+    answer = influxd.query("SELECT * FROM m", db)
+    series = answer["results"][0].get("series") or []
+    out: set[str] = set()
+    for row in series[0]["values"] if series else []:
+        fields = dict(zip(series[0]["columns"], row, strict=True))
+        for key in ("x", "y"):
+            if fields.get(key) is not None:
+                value = fields[key]
+                text = (f'"{value}"' if isinstance(value, str)
+                        else f"{value}i" if isinstance(value, int) else repr(value))
+                out.add(f"m {key}={text} {fields['time']}")
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("seed", "batch", "refused", "retention"),
+    [
+        # the conflict answer hides the unparseable line: found by writing the rest again
+        (["m x=1i 1000"], ["m x=1.5 2000", "bad line here", "m x=2i 3000"], {0, 1}, ""),
+        # one shard's conflict named; a line of the same field in the next shard was stored
+        (["m x=1i 1000", "m y=1.5 1000"], ["m x=1.5 2000", 'm y="s" 3000', f"m x=2.5 {1000 + WEEK_MS}"],
+         {0, 1}, ""),
+        # the conflict answer hides a point beyond the retention policy (kept whole, with its part)
+        (["m x=1i {now}"], ["m x=1.5 {now1}", "m x=2i {old}", "m x=3i {now2}"], {0, 1, 2}, "1h"),
+    ],
+    ids=["parse-hidden", "two-shards", "retention-hidden"],
+)
+def test_every_line_ends_stored_or_refused(influxd: Influxd, seed: list[str], batch: list[str],
+                                           refused: set[int], retention: str) -> None:
+    """Against a real influxd: what write_resolving reports refused was not stored (unless kept
+    whole as a precaution), and every line is stored or refused, never neither."""
+    import time
+
+    db = "t"
+    influx_query(influxd.url, f'CREATE DATABASE "{db}"' + (f" WITH DURATION {retention}" if retention else ""),
+                 method="POST")
+    now = int(time.time() * 1000)
+    times = {"now": now, "now1": now + 1, "now2": now + 2, "old": now - 5 * 3600 * 1000}
+    seed, batch = [line.format(**times) for line in seed], [line.format(**times) for line in batch]
+    writer = _writer(influxd, db)
+    refusals: list[Refusal] = []
+    writes: list[float] = []
+    try:
+        asyncio.run(write_resolving(writer, seed, [], writes.append))
+        writes.clear()
+        asyncio.run(write_resolving(writer, batch, refusals, writes.append))
+    finally:
+        writer.close()
+    stored = _stored(influxd, db) - set(seed)
+    dead = {line for refusal in refusals for line in refusal.lines}
+    assert dead == {batch[i] for i in refused}
+    for index, line in enumerate(batch):
+        assert line in stored or line in dead, f"line {index} neither stored nor refused: {line}"
+    exact = {line for refusal in refusals if refusal.reason == "influx-partial" for line in refusal.lines}
+    assert not exact & stored  # what an exact answer refused is really not in InfluxDB
+    assert len(writes) >= 2  # the first answer was not taken at its word

@@ -167,3 +167,40 @@ def test_a_rejected_part_of_a_split_batch_is_dead_lettered_alone(
     assert stats.readings_rejected == len(dead)
     assert stats.readings_written == fake.readings()
     assert fake.readings() + len(dead) == 2000  # each reading stored or dead-lettered, once
+
+
+@pytest.mark.slow
+def test_a_refused_part_then_a_503_dead_letters_it_once(
+        tmp_path: Path, mosquitto: Mosquitto, fake_influx: Callable[[Answer], FakeInflux]) -> None:
+    """A split batch: one part refused (400), the next answered 503. The batch is spooled whole
+    and replayed; the refused part must end in the dead letters once, not once per attempt."""
+    state = {"refused": 0, "unavailable": 0}
+
+    def answer(lines: list[str]) -> tuple[int, dict[str, str]]:
+        if len(lines) > 300:
+            return 413, {}
+        if state["refused"] and not state["unavailable"]:
+            state["unavailable"] += 1
+            return 503, {"Retry-After": "1"}
+        if any("volume=7i" in line for line in lines):
+            state["refused"] += 1
+            return 400, {}
+        return 204, {}
+
+    fake = fake_influx(answer)
+
+    def settled(c: object) -> bool:
+        stats = c.stats  # type: ignore[attr-defined]
+        return bool(stats.readings_written + stats.readings_rejected >= 2000 and stats.spool_depth == 0)
+
+    collector = _run(tmp_path, mosquitto, fake.url, 40, settled)
+    stats = collector.stats  # type: ignore[attr-defined]
+    assert state["unavailable"] == 1
+    assert stats.readings_spooled > 0
+    letters = [json.loads(line) for path in (tmp_path / "c1-data" / "deadletters").glob("*.jsonl")
+               for line in path.read_text().splitlines()]
+    dead = [line for letter in letters for line in letter["lines"].split("\n") if not line.startswith("roadpulse_")]
+    assert len(dead) == len(set(dead))  # no line dead-lettered twice
+    assert stats.readings_rejected == len(dead)
+    assert len(set(fake.stored) & set(dead)) == 0
+    assert len({line for line in fake.stored if not line.startswith("roadpulse_")}) + len(dead) == 2000
