@@ -24,9 +24,10 @@ class Refusal:
     lines: list[str]
 
 
-async def write_resolving(writer: InfluxWriter, lines: list[str] | None, refusals: list[Refusal],
+async def write_resolving(writer: InfluxWriter, lines: str | list[str] | None, refusals: list[Refusal],
                           on_write: Callable[[float], None], *, body: bytes | None = None) -> None:
-    """Write `lines` (or `body`, the encoded lines as spooled); what InfluxDB refuses is
+    """Write `lines` (the text of a batch, or a list of its lines; or `body`, the encoded
+    lines as spooled: split only when InfluxDB refuses, as batches are); what InfluxDB refuses is
     added to `refusals`, for the caller to dead-letter once the whole batch has settled
     (a later error spools the batch whole, and then none of it may be a dead letter yet).
     `on_write` gets the seconds of each write InfluxDB answered.
@@ -42,16 +43,16 @@ async def write_resolving(writer: InfluxWriter, lines: list[str] | None, refusal
         if body is not None:
             await writer.write(body)
         else:
-            await writer.write_lines("\n".join(lines or []))
+            await writer.write_lines(lines if isinstance(lines, str) else "\n".join(lines or []))
     except WriteTooLarge as exc:
-        lines = lines if lines is not None else body_text(body or b"").split("\n")
+        lines = _split(lines, body)
         if len(lines) <= 1:
             raise WriteRejected(f"single line too large: {exc}") from None
         half = len(lines) // 2
         await _write_apart(writer, [lines[:half], lines[half:]], refusals, on_write)
         return
     except WriteRejected as exc:
-        lines = lines if lines is not None else body_text(body or b"").split("\n")
+        lines = _split(lines, body)
         answer = partial_answer(lines, exc.error) if exc.error else None
         if answer is None or (not answer.exact and len(lines) == 1):
             raise
@@ -76,3 +77,9 @@ async def _write_apart(writer: InfluxWriter, parts: list[list[str]], refusals: l
             await write_resolving(writer, part, refusals, on_write)
         except WriteRejected as rejected:  # this part only: the others may be stored
             refusals.append(Refusal("influx-rejected", str(rejected), part))
+
+
+def _split(lines: str | list[str] | None, body: bytes | None) -> list[str]:
+    if isinstance(lines, list):
+        return lines
+    return (lines if lines is not None else body_text(body or b"")).split("\n")

@@ -139,11 +139,10 @@ class Sink:
         while True:
             if time.monotonic() >= self._down_until:
                 refusals: list[Refusal] = []
-                lines = text.split("\n")
                 try:
-                    await write_resolving(self._live, lines, refusals, self._count_write)
+                    await write_resolving(self._live, text, refusals, self._count_write)
                 except WriteRejected as exc:
-                    self._dead_letter([Refusal("influx-rejected", str(exc), lines)])
+                    self._dead_letter([Refusal("influx-rejected", str(exc), text.split("\n"))])
                     break
                 except (WriteThrottled, WriteRetryable) as exc:
                     self._mark_down(exc)
