@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collector.run import Collector
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,6 +25,20 @@ async def wait_for(predicate: Callable[[], bool], limit_s: float = 30.0, what: s
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not met within {limit_s}s")
         await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def running(collector: Collector) -> AsyncIterator[Collector]:
+    """The collector's run() in a task group, connected with its subscriptions acknowledged;
+    stopped cleanly (flush, acks, disconnect) on leaving."""
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(collector.run(stop), name="collector")
+        await wait_for(lambda: collector.stats.mqtt_connected)
+        try:
+            yield collector
+        finally:
+            stop.set()
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:

@@ -13,7 +13,13 @@ import pytest
 
 from roadpulse.services import Influxd, Mosquitto, count_readings
 from roadpulse.wire import Topics
-from tests.collector.conftest import start_collector_process, stop_collector_process, wait_for, wait_until
+from tests.collector.conftest import (
+    running,
+    start_collector_process,
+    stop_collector_process,
+    wait_for,
+    wait_until,
+)
 from tests.collector.traffic import Publisher, boot_id, collector_toml, make_batch, make_birth
 
 DB = "roadpulse"
@@ -36,10 +42,7 @@ def test_influx_outage_spools_and_replays_everything(tmp_path: Path, mosquitto: 
     collector = Collector(config)
 
     async def scenario() -> None:
-        stop = asyncio.Event()
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(collector.run(stop), name="collector")
-            await wait_for(lambda: collector.stats.mqtt_connected)
+        async with running(collector):
             sent = await asyncio.to_thread(publisher.data, [make_batch(birth, s) for s in range(30)])
             await wait_for(lambda: collector.stats.readings_written >= sent, what="first part written")
             await asyncio.to_thread(influxd.stop)
@@ -52,7 +55,6 @@ def test_influx_outage_spools_and_replays_everything(tmp_path: Path, mosquitto: 
             sent += await asyncio.to_thread(publisher.data, [make_batch(birth, s) for s in range(90, 100)])
             await wait_for(lambda: collector.stats.readings_written >= sent, limit_s=40, what="replayed")
             await wait_for(lambda: collector.stats.spool_depth == 0, what="spool empty")
-            stop.set()
 
     asyncio.run(scenario())
     publisher.close()
@@ -74,10 +76,7 @@ def test_full_spool_stops_acking_and_the_broker_holds(tmp_path: Path, mosquitto:
     collector = Collector(config)
 
     async def scenario() -> None:
-        stop = asyncio.Event()
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(collector.run(stop), name="collector")
-            await wait_for(lambda: collector.stats.mqtt_connected)
+        async with running(collector):
             await asyncio.to_thread(influxd.stop)
             sent = await asyncio.to_thread(publisher.data, [make_batch(birth, s) for s in range(400)])
             await wait_for(lambda: collector.stats.spool_full, what="spool full")
@@ -85,7 +84,6 @@ def test_full_spool_stops_acking_and_the_broker_holds(tmp_path: Path, mosquitto:
             await asyncio.sleep(1.0)
             await asyncio.to_thread(influxd.start)
             await wait_for(lambda: collector.stats.readings_written >= sent, limit_s=60, what="all written")
-            stop.set()
 
     asyncio.run(scenario())
     publisher.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from roadpulse.services import Influxd, Mosquitto, count_readings
-from tests.collector.conftest import wait_for
+from tests.collector.conftest import running, wait_for
 from tests.collector.traffic import Publisher, boot_id, collector_toml, make_batch, make_birth
 
 
@@ -26,10 +26,7 @@ def test_birth_then_data_lands_in_influx(tmp_path: Path, mosquitto: Mosquitto, i
 
     async def scenario() -> Collector:
         collector = Collector(config)
-        stop = asyncio.Event()
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(collector.run(stop), name="collector")
-            await wait_for(lambda: collector.stats.mqtt_connected)
+        async with running(collector):
             sent = await asyncio.to_thread(publisher.data, [make_batch(birth, s) for s in range(40)])
             await wait_for(lambda: collector.stats.readings_written >= sent)
             assert collector.http_port
@@ -46,7 +43,6 @@ def test_birth_then_data_lands_in_influx(tmp_path: Path, mosquitto: Mosquitto, i
                 lambda: urllib.request.urlopen(f"http://127.0.0.1:{collector.http_port}/healthz").read())
             assert json.loads(health)["ok"] is True
             await asyncio.sleep(1.2)  # one self-metrics interval
-            stop.set()
         return collector
 
     collector = asyncio.run(scenario())

@@ -15,7 +15,7 @@ from collector.refusals import Refusal, write_resolving
 from collector.writer import InfluxWriter, WriteTarget
 from roadpulse.services import Influxd, Mosquitto, influx_query
 from roadpulse.wire import Birth, MetricDef
-from tests.collector.conftest import wait_for
+from tests.collector.conftest import running, wait_for
 from tests.collector.traffic import T0, Publisher, boot_id, collector_toml, make_batch, make_birth
 
 # Answers of InfluxDB 1.6.7 to these batches, recorded from a real influxd (HTTP 400 bodies).
@@ -99,10 +99,7 @@ def test_type_conflict_dead_letters_only_the_refused_readings(tmp_path: Path, mo
 
     async def scenario() -> Collector:
         collector = Collector(config)
-        stop = asyncio.Event()
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(collector.run(stop), name="collector")
-            await wait_for(lambda: collector.stats.mqtt_connected)
+        async with running(collector):
             publisher.birth(first)
             total = await asyncio.to_thread(publisher.data, first_batches)
             await wait_for(lambda: collector.stats.readings_written >= total, what="first boot stored")
@@ -110,7 +107,6 @@ def test_type_conflict_dead_letters_only_the_refused_readings(tmp_path: Path, mo
             total += await asyncio.to_thread(publisher.data, second_batches)
             stats = collector.stats
             await wait_for(lambda: stats.readings_written + stats.readings_rejected >= total, what="all settled")
-            stop.set()
         return collector
 
     collector = asyncio.run(scenario())

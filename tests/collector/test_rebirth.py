@@ -9,7 +9,7 @@ import pytest
 
 from roadpulse.services import Influxd, Mosquitto, count_readings
 from roadpulse.wire import Command, Topics, decode, encode_birth
-from tests.collector.conftest import wait_for
+from tests.collector.conftest import running, wait_for
 from tests.collector.traffic import Publisher, boot_id, collector_toml, make_batch, make_birth
 
 
@@ -36,13 +36,9 @@ def test_unknown_boot_triggers_rebirth_and_parked_data_is_stored(tmp_path: Path,
     collector = Collector(config)
 
     async def scenario() -> None:
-        stop = asyncio.Event()
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(collector.run(stop), name="collector")
-            await wait_for(lambda: collector.stats.mqtt_connected)
+        async with running(collector):
             await asyncio.to_thread(publisher.data, [make_batch(birth, s) for s in range(5)])
             await wait_for(lambda: collector.stats.readings_written >= 250, what="parked data stored")
-            stop.set()
 
     asyncio.run(scenario())
     publisher.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from roadpulse.services import Mosquitto
-from tests.collector.conftest import wait_for
+from tests.collector.conftest import running, wait_for
 from tests.collector.traffic import Publisher, boot_id, collector_toml, make_batch, make_birth
 
 Answer = Callable[[list[str]], tuple[int, dict[str, str]]]
@@ -83,13 +83,9 @@ def _run(tmp_path: Path, mosquitto: Mosquitto, url: str, messages: int, until: C
     collector = Collector(config)
 
     async def scenario() -> None:
-        stop = asyncio.Event()
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(collector.run(stop), name="collector")
-            await wait_for(lambda: collector.stats.mqtt_connected)
+        async with running(collector):
             await asyncio.to_thread(publisher.data, [make_batch(birth, s) for s in range(messages)])
             await wait_for(lambda: until(collector), limit_s=30, what="scenario done")
-            stop.set()
 
     asyncio.run(scenario())
     publisher.close()
