@@ -105,6 +105,8 @@ class Sink:
 
     def _dead_letter(self, refusals: list[Refusal]) -> int:
         """Dead-letter what InfluxDB refused of a settled batch; returns the readings among it."""
+        if not refusals:
+            return 0
         readings = 0
         for refusal in refusals:
             self._dead.add(refusal.reason, detail=refusal.detail[:500], lines="\n".join(refusal.lines))
@@ -112,7 +114,7 @@ class Sink:
             readings += _readings_in(refusal.lines)
         self._stats.readings_rejected += readings
         now = time.monotonic()
-        if refusals and now - self._refusal_logged >= 60.0:  # a type conflict refuses every batch until fixed
+        if now - self._refusal_logged >= 60.0:  # a type conflict refuses every batch until fixed
             self._refusal_logged = now
             log.warning("influxdb refused lines; dead-lettered (warned at most once a minute)",
                         extra={"reasons": sorted({r.reason for r in refusals}),
