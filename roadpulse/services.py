@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy"
+from roadpulse.shipped import shipped_path
 
 
 class ServiceError(RuntimeError):
@@ -136,7 +136,7 @@ class Mosquitto(_Process):
     def _command(self) -> list[str]:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         conf = self.data_dir / "mosquitto.conf"
-        shipped = (DEPLOY_DIR / "mosquitto.conf").read_text()
+        shipped = shipped_path("mosquitto.conf").read_text()
         conf.write_text(
             shipped
             # Run as root keeps root: the `mosquitto` user cannot enter pytest's 0700 temp folders,

@@ -1,19 +1,27 @@
-"""Where the shipped profiles and scenarios are, in a checkout and in an installed wheel.
+"""Files the commands need at run time, found through the installed package, not the checkout.
 
-In a checkout (and an editable install) they are the repository's config/ folder; a wheel
-installs the same files under <prefix>/share/roadpulse/ (see pyproject's data-files).
+They live in `roadpulse/data/` (package data in the wheel). In a checkout that folder holds
+symlinks to `config/profiles`, `config/scenarios` and `deploy/mosquitto.conf`, so the files
+keep one home each and an installed wheel carries copies of them.
 """
 
 from __future__ import annotations
 
-import sys
+from importlib.resources import files
 from pathlib import Path
 
-_CHECKOUT = Path(__file__).resolve().parent.parent / "config"
-_INSTALLED = Path(sys.prefix) / "share" / "roadpulse"
+
+def shipped_path(name: str) -> Path:
+    """`profiles`, `scenarios`, `mosquitto.conf`, `templates/...`: a path inside the package's data.
+
+    Wheels install as plain files, so the resource is a real path (zip imports are not supported).
+    """
+    resource = files("roadpulse") / "data" / name
+    if not isinstance(resource, Path):
+        raise RuntimeError(f"roadpulse must be installed as files, not from a zip: {resource}")
+    return resource
 
 
 def shipped_dir(kind: str) -> Path:
-    """`profiles` or `scenarios`: the checkout's folder when present, else the installed one."""
-    checkout = _CHECKOUT / kind
-    return checkout if checkout.is_dir() else _INSTALLED / kind
+    """`profiles` or `scenarios`: the folder of shipped files of that kind."""
+    return shipped_path(kind)
