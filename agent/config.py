@@ -8,36 +8,24 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from roadpulse.configfile import LocatedValueError, Strict, load_model
-from roadpulse.wire.topics import DEFAULT_PREFIX, GATEWAY_ID_PATTERN
+from roadpulse.mqttconfig import MqttLinkConfig, WritableDir
+from roadpulse.wire.topics import GATEWAY_ID_PATTERN
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 Seconds = Annotated[float, Field(gt=0)]
 
 
-class Tls(Strict):
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    insecure: bool = False
+class MqttConfig(MqttLinkConfig):
+    """The shared MQTT/TLS/credentials model (roadpulse.mqttconfig) plus the agent's own keys."""
 
-
-class MqttConfig(Strict):
-    url: Annotated[str, Field(pattern=r"^mqtts?://[^/:]+(:\d+)?/?$")] = "mqtt://127.0.0.1:1883"
     client_id: str | None = None
-    username: str | None = None
-    # Secrets are read from a file or an environment variable, never written in the config.
-    password_file: Path | None = None
-    password_env: str | None = None
-    tls: Tls | None = None
-    topic_prefix: str = DEFAULT_PREFIX
-    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
     # Cap of the reconnect backoff (roadpulse.backoff): short in tests, ~30 s on a 4G gateway.
     reconnect_max_s: Seconds = 30.0
 
 
 class AgentSection(Strict):
     gateway_id: Annotated[str, Field(pattern=GATEWAY_ID_PATTERN)]
-    data_dir: Path = Path("/var/lib/roadpulse/agent")
+    data_dir: WritableDir = Field(default=Path("/var/lib/roadpulse/agent"), validate_default=True)
     # Extra folders searched for profiles before the shipped config/profiles/.
     profile_dirs: list[Path] = Field(default_factory=list)
     # The agent's own metrics (queue depth, evictions, latency...) on the health topic.

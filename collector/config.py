@@ -5,84 +5,48 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from roadpulse.configfile import Strict, load_model
-
-
-def _relative_to_config(value: Path | None, info: ValidationInfo) -> Path | None:
-    if value is None or value.is_absolute():
-        return value
-    config_path = (info.context or {}).get("config_path")
-    base = Path(config_path).parent if config_path else Path.cwd()
-    return (base / value).resolve()
+from roadpulse.mqttconfig import EnvVar, HttpUrl, ListenAddress, MqttLinkConfig, MqttUrl, SecretFile, WritableDir
 
 
 class CollectorSection(Strict):
     client_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
-    data_dir: Path
+    data_dir: WritableDir
     park_timeout_s: float = Field(default=10.0, gt=0)
     gap_grace_s: float = Field(default=30.0, gt=0)
     self_metrics_interval_s: float = Field(default=10.0, gt=0)
 
-    _data_dir = field_validator("data_dir")(_relative_to_config)
 
+class MqttSection(MqttLinkConfig):
+    """The shared MQTT/TLS/credentials model (roadpulse.mqttconfig) plus the collector's own keys."""
 
-class TlsSection(Strict):
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-
-    _paths = field_validator("ca_file", "cert_file", "key_file")(_relative_to_config)
-
-
-class MqttSection(Strict):
-    url: str = Field(pattern=r"^mqtts?://[^:/]+(:\d+)?/?$")
-    topic_prefix: str = "rp/v1"
+    url: MqttUrl
     share_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-]+$")
-    username: str | None = None
-    password_file: Path | None = None
-    password_env: str | None = None
-    tls: TlsSection | None = None
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
-    keepalive_s: int = Field(default=30, ge=5)
     # Unacked QoS 1 messages the broker may send us (MQTT 5 receive maximum); batches are sealed
     # at half of it so the broker never stalls waiting for our acks. Mosquitto 2.0 honours a
     # value above its max_inflight_messages; larger batches cost less CPU per reading.
     receive_maximum: int = Field(default=1000, ge=2, le=65535)
 
-    _password = field_validator("password_file")(_relative_to_config)
-
-    @property
-    def host(self) -> str:
-        return self.url.split("://", 1)[1].rstrip("/").split(":")[0]
-
-    @property
-    def port(self) -> int:
-        rest = self.url.split("://", 1)[1].rstrip("/")
-        if ":" in rest:
-            return int(rest.rsplit(":", 1)[1])
-        return 8883 if self.url.startswith("mqtts") else 1883
-
 
 class InfluxSection(Strict):
-    url: str = Field(pattern=r"^https?://")
+    url: HttpUrl
     api: Literal["v1", "v2"] = "v1"
     database: str = "roadpulse"
     retention_policy: str | None = None
     username: str | None = None
-    password_file: Path | None = None
-    password_env: str | None = None
-    token_file: Path | None = None
-    token_env: str | None = None
+    password_file: SecretFile | None = None
+    password_env: EnvVar | None = None
+    token_file: SecretFile | None = None
+    token_env: EnvVar | None = None
     org: str | None = None
     bucket: str | None = None
     gzip: bool = True
     batch_max_lines: int = Field(default=10_000, ge=1)  # InfluxDB likes 5k-20k lines per POST
     batch_max_age_s: float = Field(default=1.0, gt=0)
     timeout_s: float = Field(default=10.0, gt=0)
-
-    _secrets = field_validator("password_file", "token_file")(_relative_to_config)
 
     @model_validator(mode="after")
     def _v2_needs_target(self) -> InfluxSection:
@@ -96,7 +60,7 @@ class SpoolSection(Strict):
 
 
 class HttpSection(Strict):
-    listen: str | None = Field(default="127.0.0.1:9108", pattern=r"^[^:]*:\d+$")
+    listen: ListenAddress | None = "127.0.0.1:9108"
 
 
 class CollectorConfig(Strict):

@@ -68,6 +68,7 @@ class MqttLink:
                 keyfile=str(tls.key_file) if tls and tls.key_file else None,
                 tls_version=ssl.PROTOCOL_TLS_CLIENT,
             )
+            client.tls_insecure_set(bool(tls and tls.insecure))  # as the agent: host-name check only
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
