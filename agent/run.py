@@ -400,6 +400,7 @@ class Agent:
 def run_from_cli(config_path: Path) -> int:
     """`roadpulse agent run -c FILE`: run until SIGINT/SIGTERM. 0 after a clean stop, 2 for a bad config."""
     from roadpulse.configfile import ConfigError
+    from roadpulse.lifecycle import run_until_stopped
 
     try:
         config = load_agent_config(config_path)
@@ -412,15 +413,7 @@ def run_from_cli(config_path: Path) -> int:
     # A file-size limit (RLIMIT_FSIZE) must surface as EFBIG from write(), not kill the agent.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await agent.run(stop)
-
-    asyncio.run(main())
-    return 0
+    return run_until_stopped(agent.run)  # SIGTERM: graceful stop, bounded (roadpulse.lifecycle)
 
 
 if __name__ == "__main__":

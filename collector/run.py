@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 import time
 from pathlib import Path
@@ -196,15 +195,10 @@ def run_from_cli(config_path: Path) -> int:
         print(exc, file=sys.stderr)
         return 2
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await Collector(config).run(stop)
+    from roadpulse.lifecycle import run_until_stopped
 
-    asyncio.run(main())
-    return 0
+    # SIGTERM: graceful stop, bounded (roadpulse.lifecycle).
+    return run_until_stopped(lambda stop: Collector(config).run(stop))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,39 +42,34 @@ def add_sim_parser(subparsers: Any) -> None:
     load.set_defaults(func=load_command)
 
 
-async def _serve(args: argparse.Namespace) -> int:
+async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     from firmware_sim.runner import Simulator, load_scenario
 
     scenario = load_scenario(args.scenario)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        async with Simulator(scenario, truth_path=args.truth, host=args.host) as sim:
+    async with Simulator(scenario, truth_path=args.truth, host=args.host) as sim:
+        print(
+            f"# scenario {scenario.name}: {len(sim.endpoints)} devices, seed {scenario.seed}, "
+            f"x{scenario.time_scale:g} time",
+            flush=True,
+        )
+        for ep in sim.endpoints:
+            unit = "-" if ep.unit is None else str(ep.unit)
             print(
-                f"# scenario {scenario.name}: {len(sim.endpoints)} devices, seed {scenario.seed}, "
-                f"x{scenario.time_scale:g} time",
+                f"{ep.device_id}\t{ep.protocol}\t{ep.address}\tunit={unit}\tbaud={ep.baudrate}\t"
+                f"profile={ep.profile}",
                 flush=True,
             )
-            for ep in sim.endpoints:
-                unit = "-" if ep.unit is None else str(ep.unit)
-                print(
-                    f"{ep.device_id}\t{ep.protocol}\t{ep.address}\tunit={unit}\tbaud={ep.baudrate}\t"
-                    f"profile={ep.profile}",
-                    flush=True,
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), args.duration)
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), args.duration)
     return 0
 
 
 def run_command(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_serve(args))
+        from roadpulse.lifecycle import run_until_stopped
+
+        # SIGTERM: graceful stop, bounded (roadpulse.lifecycle).
+        return run_until_stopped(lambda stop: _serve(args, stop))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

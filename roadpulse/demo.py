@@ -11,20 +11,25 @@ import asyncio
 import contextlib
 import json
 import shutil
-import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from roadpulse.lifecycle import run_until_stopped
 from roadpulse.services import COUNT_QUERY, Influxd, Mosquitto, count_readings, influx_query, sum_reading_counts
 from roadpulse.shipped import shipped_dir
 
 SCENARIOS = shipped_dir("scenarios")
 GATEWAY = "demo-gw-1"
+# After a stop signal: drain this long at most, then give the agent and collector STOP_WAIT_S to
+# stop; the whole stop stays within STOP_GRACE_S, after which roadpulse.lifecycle cancels.
+SIGNALLED_DRAIN_S = 1.5
+STOP_WAIT_S = 3.0
+STOP_GRACE_S = 8.0
 
 
 def _positive(text: str) -> float:
@@ -177,11 +182,12 @@ class Progress:
         self.tty = sys.stdout.isatty()
         self.last_print = 0.0
 
-    def show(self, text: str, *, final: bool = False) -> None:
+    def show(self, text: str, *, final: bool = False, change: bool = False) -> None:
+        """`change`: a new phase, printed as its own line even when not on a terminal."""
         if self.tty:
-            end = "\n" if final else ""
+            end = "\n" if final or change else ""
             print(f"\r\033[K{text}", end=end, flush=True)
-        elif final or time.monotonic() - self.last_print >= 5:
+        elif final or change or time.monotonic() - self.last_print >= 5:
             print(text, flush=True)
             self.last_print = time.monotonic()
 
@@ -190,7 +196,12 @@ async def _count(target: InfluxTarget) -> int:
     return await asyncio.to_thread(target.count)
 
 
-async def _demo(args: argparse.Namespace, work: Path) -> Summary:
+class StuckError(Exception):
+    """The agent or the collector did not stop within STOP_WAIT_S of being asked to."""
+
+
+async def _demo(args: argparse.Namespace, work: Path, stop_all: asyncio.Event) -> Summary:
+    """`stop_all` is set by the first SIGINT/SIGTERM (roadpulse.lifecycle)."""
     from agent.config import load_agent_config
     from agent.run import Agent
     from collector.config import load_collector_config
@@ -216,10 +227,8 @@ async def _demo(args: argparse.Namespace, work: Path) -> Summary:
 
             agent = Agent(load_agent_config(agent_path), agent_path, on_taken=on_taken)
             collector = Collector(load_collector_config(collector_path))
-            stop_agent, stop_collector, stop_all = asyncio.Event(), asyncio.Event(), asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop_all.set)
+            stop_agent, stop_collector = asyncio.Event(), asyncio.Event()
+            agent_done, collector_done = asyncio.Event(), asyncio.Event()
             started = time.monotonic()
             progress = Progress()
             stored = 0
@@ -238,9 +247,13 @@ async def _demo(args: argparse.Namespace, work: Path) -> Summary:
                         stored = await _count(target)
                     progress.show(f"[{now - started:6.1f}s] taken {sent:>7}  {rate:7.1f} readings/s  "
                                   f"stored in InfluxDB {stored:>7}")
-                # Stop polling, let the agent drain its queue, then wait for the database to catch up.
+                # Stop polling, let the agent drain its queue, then wait for the database to catch up;
+                # after a stop signal, only briefly: the whole stop must take a few seconds.
                 stop_agent.set()
-                drain_until = time.monotonic() + args.drain_timeout
+                drain_s = min(args.drain_timeout, SIGNALLED_DRAIN_S) if stop_all.is_set() else args.drain_timeout
+                progress.show(f"[drain ] taken {sent:>7}  stored in InfluxDB {stored:>7}  (draining, at most "
+                              f"{drain_s:g} s)", change=True)
+                drain_until = time.monotonic() + drain_s
                 while time.monotonic() < drain_until:
                     with contextlib.suppress(OSError):
                         stored = await _count(target)
@@ -249,23 +262,31 @@ async def _demo(args: argparse.Namespace, work: Path) -> Summary:
                     progress.show(f"[drain ] taken {sent:>7}  stored in InfluxDB {stored:>7}  (draining)")
                     await asyncio.sleep(0.5)
                 stop_collector.set()
-
-            agent_done = asyncio.Event()
-
-            async def run_agent() -> None:
                 try:
-                    await agent.run(stop_agent)
-                finally:
-                    agent_done.set()
+                    async with asyncio.timeout(STOP_WAIT_S):
+                        await agent_done.wait()
+                        await collector_done.wait()
+                except TimeoutError:
+                    # Raising here makes the task group cancel both: the drain ends at its timeout.
+                    raise StuckError(f"agent or collector still running {STOP_WAIT_S:g} s after the drain") from None
 
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(run_agent(), name="demo.agent")
-                tg.create_task(collector.run(stop_collector), name="demo.collector")
-                tg.create_task(drive(), name="demo.progress")
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+            async def run_until_done(run: Coroutine[Any, Any, None], done: asyncio.Event) -> None:
+                try:
+                    await run
+                finally:
+                    done.set()
+
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(run_until_done(agent.run(stop_agent), agent_done), name="demo.agent")
+                    tg.create_task(run_until_done(collector.run(stop_collector), collector_done),
+                                   name="demo.collector")
+                    tg.create_task(drive(), name="demo.progress")
+            except* StuckError as group:
+                print(f"warning: {group.exceptions[0]}; cancelled them", file=sys.stderr)
             elapsed = time.monotonic() - started
-            stored = await _count(target)
+            with contextlib.suppress(OSError, TimeoutError):
+                stored = await asyncio.wait_for(_count(target), STOP_WAIT_S)
             progress.show(f"[{elapsed:6.1f}s] taken {sent:>7}  stored in InfluxDB {stored:>7}", final=True)
             return Summary(sent=sent, stored=stored, missing=max(0, sent - stored), duration_s=round(elapsed, 2),
                            readings_per_s=round(sent / max(elapsed, 1e-6), 1), devices=len(sim.endpoints),
@@ -276,11 +297,19 @@ def run_demo_cli(args: argparse.Namespace) -> int:
     keep = args.work_dir is not None
     work = Path(args.work_dir) if keep else Path(tempfile.mkdtemp(prefix="roadpulse-demo-"))
     work.mkdir(parents=True, exist_ok=True)
+
+    async def main(stop: asyncio.Event) -> int:
+        # The summary is printed inside the loop: asyncio.run may still wait for a stuck thread.
+        return _report(args, await _demo(args, work, stop))
+
     try:
-        summary = asyncio.run(_demo(args, work))
+        return run_until_stopped(main, grace_s=STOP_GRACE_S)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _report(args: argparse.Namespace, summary: Summary) -> int:
     verdict = "OK: every reading taken is in InfluxDB" if summary.stored == summary.sent else (
         f"MISMATCH: {summary.missing} readings taken are not in InfluxDB" if summary.stored < summary.sent
         else f"MISMATCH: InfluxDB holds {summary.stored - summary.sent} more readings than were taken")

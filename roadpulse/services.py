@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -21,6 +22,24 @@ from pathlib import Path
 from typing import Any
 
 from roadpulse.shipped import shipped_path
+
+# Exec'd in front of each service: set the parent-death signal, then become the service. So the
+# kernel SIGKILLs a private service when its parent dies, even by SIGKILL (no orphans). A wrapper,
+# not preexec_fn: code between fork and exec is unsafe in a process with threads.
+# Linux ties the signal to the *thread* that started the child, so start services from a thread
+# that lives as long as they should (the main thread in the demo and the test fixtures).
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG\n"
+    "if os.getppid() != int(sys.argv[1]): os._exit(1)  # the parent is gone already\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def die_with_parent(command: list[str]) -> list[str]:
+    """`command`, run so that it is killed when this process dies."""
+    binary = shutil.which(command[0]) or command[0]
+    return [sys.executable, "-I", "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), binary, *command[1:]]
 
 
 class ServiceError(RuntimeError):
@@ -86,8 +105,8 @@ class _Process:
             self.port = free_port(self.host)
         with self._log().open("ab") as log:
             self.proc = subprocess.Popen(
-                self._command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                die_with_parent(self._command()), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
             )
         self._ready()
 
