@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from roadpulse.configfile import LocatedValueError, Strict, load_model
-from roadpulse.mqttconfig import MqttLinkConfig, WritableDir
+from roadpulse.mqttconfig import MqttLinkConfig, WritableDir, identity_problem
 from roadpulse.wire.topics import GATEWAY_ID_PATTERN
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
@@ -126,6 +126,12 @@ class AgentConfig(Strict):
                 raise ValueError(f"device id {device.id!r} is used twice")
             seen.add(device.id)
         return devices
+
+    @model_validator(mode="after")
+    def _identity(self) -> AgentConfig:
+        if problem := identity_problem(self.agent.gateway_id, self.mqtt):
+            raise LocatedValueError(("mqtt", "username"), problem)
+        return self
 
     @model_validator(mode="after")
     def _buses_exist(self, info: ValidationInfo) -> AgentConfig:

@@ -181,3 +181,15 @@ class MqttLinkConfig(Strict):
 
     def password(self) -> str | None:
         return read_secret(self.password_file, self.password_env)
+
+
+def identity_problem(gateway_id: str, mqtt: MqttLinkConfig) -> str | None:
+    """Why the broker's ACL would refuse this gateway's topics, or None.
+
+    The ACL takes the username (or the certificate CN) as the gateway's identity, and a broker
+    acknowledges a refused MQTT 3.1.1 publish like an accepted one: the readings would be lost.
+    """
+    if mqtt.username is not None and mqtt.username != gateway_id:
+        return (f"username {mqtt.username!r} must be the gateway id {gateway_id!r}: the broker's ACL "
+                "lets a gateway publish only under its own identity")
+    return None

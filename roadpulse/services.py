@@ -141,16 +141,52 @@ class _Process:
         self.stop()
 
 
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """TLS, passwords and an ACL for a private broker, as a production one runs (deploy/).
+
+    `port` is TLS with username/password; `mtls_port` requires a client certificate
+    signed by `ca_file` and takes its CN as the username. Nobody is anonymous.
+    """
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    password_file: Path
+    acl_file: Path
+
+
 @dataclass
 class Mosquitto(_Process):
     """A private broker with roadpulse's shipped settings (deploy/mosquitto.conf)."""
 
+    security: BrokerSecurity | None = None
+    mtls_port: int = 0
+
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        scheme = "mqtts" if self.security else "mqtt"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    @property
+    def mtls_url(self) -> str:
+        return f"mqtts://{self.host}:{self.mtls_port}"
 
     def _log(self) -> Path:
         return self.data_dir / "mosquitto.log"
+
+    def _listeners(self) -> str:
+        sec = self.security
+        if sec is None:
+            return f"\nlistener {self.port} {self.host}\nallow_anonymous true\n"
+        if not self.mtls_port:
+            self.mtls_port = free_port(self.host)
+        tls = f"cafile {sec.ca_file}\ncertfile {sec.cert_file}\nkeyfile {sec.key_file}\n"
+        return (
+            f"\nallow_anonymous false\npassword_file {sec.password_file}\nacl_file {sec.acl_file}\n"
+            f"listener {self.port} {self.host}\n{tls}require_certificate false\n"
+            f"listener {self.mtls_port} {self.host}\n{tls}require_certificate true\nuse_identity_as_username true\n"
+        )
 
     def _command(self) -> list[str]:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -161,7 +197,7 @@ class Mosquitto(_Process):
             # Run as root keeps root: the `mosquitto` user cannot enter pytest's 0700 temp folders,
             # and then neither its log nor its persistent sessions would be written.
             + ("\nuser root" if os.geteuid() == 0 else "")
-            + f"\nlistener {self.port} {self.host}\nallow_anonymous true\n"
+            + self._listeners()
             + f"persistence_location {self.data_dir}/\nlog_dest file {self._log()}\n"
             + "log_type error\nlog_type warning\nlog_type notice\n"
         )

@@ -198,6 +198,7 @@ STARTUP_CASES = [
     ("agent", 'password_file = "pw"', 'password_file = "empty"', "mqtt.password_file", "is empty"),
     ("agent", 'password_file = "pw"', 'password_env = "RP_TEST_UNSET"', "mqtt.password_env", "is not set"),
     ("agent", 'username = "gw-1"\n', "", "mqtt", "a password needs a username"),
+    ("agent", 'username = "gw-1"', 'username = "gw-2"', "mqtt.username", "must be the gateway id"),
     ("agent", "127.0.0.1:1883", "127.0.0.1:99999", "mqtt.url", "out of range"),
     ("agent", "127.0.0.1:1883", "127.0.0.1:70000", "mqtt.url", "out of range"),
     ("agent", "[mqtt]", '[mqtt]\ntopic_prefix = "rp/+"', "mqtt.topic_prefix", "wildcard"),

@@ -1,0 +1,1 @@
+"""Provisioning: per-gateway credentials, broker entries (password file, ACL) and install bundles."""
