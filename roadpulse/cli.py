@@ -95,6 +95,12 @@ def _add_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     check.set_defaults(func=_config_check)
 
 
+def _add_provision(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from roadpulse.provision.cli import add_provision_parser
+
+    add_provision_parser(sub)
+
+
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from roadpulse.demo import add_demo_arguments
 
@@ -123,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sim(sub)
     _add_config(sub)
     _add_demo(sub)
+    _add_provision(sub)
     return parser
 
 

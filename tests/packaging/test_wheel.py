@@ -28,21 +28,23 @@ AGENT_DISTRIBUTIONS = {
 }
 
 
-def _run(cmd: list[str], cwd: Path, timeout: float = 300) -> str:
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+def _run(cmd: list[str], cwd: Path, timeout: float = 300, env: dict[str, str] | None = None) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")} | (env or {})
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     assert done.returncode == 0, f"{cmd} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
 
-def build_wheel(out: Path) -> Path:
-    """Build from a copy of the working tree, so a stale build/ folder cannot leak into the wheel."""
+def build_wheel(out: Path, *, pure: bool = False) -> Path:
+    """Build from a copy of the working tree, so a stale build/ folder cannot leak into the wheel.
+    `pure`: without the collector's C loop (py3-none-any), as gateways of any CPU install it."""
     source = out / "src"
     shutil.copytree(REPO, source, symlinks=True,
                     ignore=shutil.ignore_patterns(".git", ".venv", ".cache", "build", "dist", "*.egg-info",
                                                   "__pycache__", "*.so", ".mypy_cache", ".ruff_cache",
                                                   ".pytest_cache", ".hypothesis"))
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out / "dist"), str(source)], out)
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out / "dist"), str(source)], out,
+         env={"ROADPULSE_PURE": "1"} if pure else None)
     (wheel,) = (out / "dist").glob("roadpulse-*.whl")
     return wheel
 

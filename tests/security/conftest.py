@@ -84,6 +84,11 @@ class Client:
     messages: list[tuple[str, bytes]] = field(default_factory=list)
     acked: threading.Condition = field(default_factory=threading.Condition)
 
+    @property
+    def accepted(self) -> bool:
+        """CONNACK success and still connected (a refused TLS 1.3 client certificate drops it just after)."""
+        return self.connack is not None and not self.connack.is_failure and self.paho.is_connected()
+
     def publish(self, topic: str, payload: bytes = b"x", timeout: float = 5.0) -> Any:
         """QoS 1; the PUBACK's reason code (MQTT 5 tells a refused publish apart)."""
         info = self.paho.publish(topic, payload, qos=1)

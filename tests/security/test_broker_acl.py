@@ -22,10 +22,6 @@ pytestmark = pytest.mark.slow
 NOT_AUTHORIZED = 135  # MQTT 5 reason code
 
 
-def _accepted(client: Client) -> bool:
-    return client.connack is not None and not client.connack.is_failure and client.paho.is_connected()
-
-
 def _refused(attempt: Callable[[], Client]) -> str:
     """Why the broker refused: a TLS error, a failed CONNACK or a dropped connection. Fails if accepted."""
     try:
@@ -34,7 +30,7 @@ def _refused(attempt: Callable[[], Client]) -> str:
         return f"handshake: {exc}"
     try:
         time.sleep(0.3)  # TLS 1.3: a rejected client certificate is reported just after the handshake
-        assert not _accepted(client), "the broker accepted this client"
+        assert not client.accepted, "the broker accepted this client"
         return f"connack: {client.connack}"
     finally:
         client.close()
@@ -44,7 +40,7 @@ def _refused(attempt: Callable[[], Client]) -> str:
 def clients(*made: Client) -> Iterator[tuple[Client, ...]]:
     try:
         for client in made:
-            assert _accepted(client), client.connack
+            assert client.accepted, client.connack
         yield made
     finally:
         for client in made:
