@@ -3,7 +3,8 @@
 #   sudo sh install.sh
 # Offline when the bundle holds a wheelhouse for this machine (wheelhouse/<uname -m>/).
 # Environment (for tests and unusual layouts): PYTHON, PREFIX, ETC, UNIT_DIR, NO_SYSTEM=1
-# (no user, no chown, no systemctl: only files).
+# (no user, no chown, no systemctl: only files), MACHINE (default uname -m) and RUN (a command
+# prefix for the installed Python, e.g. an emulator when installing into another CPU's root).
 set -eu
 HERE=$$(cd "$$(dirname "$$0")" && pwd)
 PYTHON=$${PYTHON:-python3}
@@ -11,6 +12,8 @@ PREFIX=$${PREFIX:-/opt/roadpulse}
 ETC=$${ETC:-/etc/roadpulse}
 UNIT_DIR=$${UNIT_DIR:-/etc/systemd/system}
 NO_SYSTEM=$${NO_SYSTEM:-0}
+MACHINE=$${MACHINE:-$$(uname -m)}
+RUN=$${RUN:-}
 
 if [ "$$NO_SYSTEM" != 1 ]; then
     [ "$$(id -u)" -eq 0 ] || { echo "install.sh: run as root (sudo sh install.sh)" >&2; exit 1; }
@@ -20,12 +23,17 @@ if [ "$$NO_SYSTEM" != 1 ]; then
 fi
 
 echo "install.sh: roadpulse[agent] into $$PREFIX"
-"$$PYTHON" -m venv "$$PREFIX"
-WHEELS="$$HERE/wheelhouse/$$(uname -m)"
+WHEELS="$$HERE/wheelhouse/$$MACHINE"
+PY="$$PREFIX/bin/python"
 if [ -d "$$WHEELS" ]; then
-    "$$PREFIX/bin/python" -m pip install --quiet --no-index --find-links "$$WHEELS" "roadpulse[agent]"
+    # Offline: pip itself comes from the wheelhouse, so python3-venv's ensurepip is not needed.
+    $$RUN "$$PYTHON" -m venv --without-pip "$$PREFIX"
+    PIP_WHEEL=$$(ls "$$WHEELS"/pip-*.whl | head -n 1)
+    $$RUN "$$PY" "$$PIP_WHEEL/pip" install --quiet --disable-pip-version-check --no-index \
+        --find-links "$$WHEELS" "roadpulse[agent]"
 else
-    "$$PREFIX/bin/python" -m pip install --quiet "roadpulse[agent]"
+    $$RUN "$$PYTHON" -m venv "$$PREFIX"
+    $$RUN "$$PY" -m pip install --quiet "roadpulse[agent]"
 fi
 
 echo "install.sh: config and credentials into $$ETC"
@@ -42,7 +50,7 @@ if [ "$$NO_SYSTEM" != 1 ]; then
     chgrp -R roadpulse "$$ETC"
 fi
 
-if ! "$$PREFIX/bin/roadpulse" config check "$$ETC/agent.toml"; then
+if ! $$RUN "$$PY" -m roadpulse config check "$$ETC/agent.toml"; then
     echo "install.sh: add this site's devices to $$ETC/agent.toml (see roadpulse agent scan), then" >&2
     echo "            systemctl enable --now roadpulse-agent" >&2
     CONFIG_OK=0
