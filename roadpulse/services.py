@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,14 +29,44 @@ from roadpulse.shipped import shipped_path
 # Exec'd in front of each service: set the parent-death signal, then become the service. So the
 # kernel SIGKILLs a private service when its parent dies, even by SIGKILL (no orphans). A wrapper,
 # not preexec_fn: code between fork and exec is unsafe in a process with threads.
-# Linux ties the signal to the *thread* that started the child, so start services from a thread
-# that lives as long as they should (the main thread in the demo and the test fixtures).
+# Linux ties the signal to the *thread* that forked the child, so every service is forked by one
+# thread that lives as long as the process (_spawn), not by whichever thread calls start().
 _DIE_WITH_PARENT = (
     "import ctypes, os, signal, sys\n"
     "ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG\n"
     "if os.getppid() != int(sys.argv[1]): os._exit(1)  # the parent is gone already\n"
     "os.execv(sys.argv[2], sys.argv[2:])\n"
 )
+
+
+class _Spawner:
+    """One daemon thread that forks every private service (see the parent-death signal above)."""
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue[tuple[Future[subprocess.Popen[bytes]], list[str], dict[str, Any]]]
+        self._requests = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def popen(self, command: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="roadpulse.services.spawner", daemon=True)
+                self._thread.start()
+        done: Future[subprocess.Popen[bytes]] = Future()
+        self._requests.put((done, command, kwargs))
+        return done.result()
+
+    def _serve(self) -> None:
+        while True:
+            done, command, kwargs = self._requests.get()
+            try:
+                done.set_result(subprocess.Popen(die_with_parent(command), **kwargs))
+            except BaseException as exc:  # handed to the caller, raised there
+                done.set_exception(exc)
+
+
+_spawn = _Spawner()
 
 
 def die_with_parent(command: list[str]) -> list[str]:
@@ -104,10 +137,8 @@ class _Process:
         if not self.port:
             self.port = free_port(self.host)
         with self._log().open("ab") as log:
-            self.proc = subprocess.Popen(
-                die_with_parent(self._command()), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )
+            self.proc = _spawn.popen(self._command(), stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
         self._ready()
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -276,3 +276,19 @@ def test_demo_sigkill_leaves_no_service_running(spawn: Callable[..., Command]) -
     demo.wait_for(lambda out: "simulated devices" in out)
     assert len(demo.children) >= 2
     demo.stop(signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_a_service_started_from_a_short_lived_thread_outlives_that_thread(tmp_path: Path) -> None:
+    """The parent-death signal follows the forking thread: services.py forks from one lasting thread."""
+    import threading
+
+    broker = Mosquitto(tmp_path / "mosquitto")
+    starter = threading.Thread(target=broker.start)
+    starter.start()
+    starter.join()
+    try:
+        time.sleep(0.5)
+        assert broker.running
+    finally:
+        broker.stop()
