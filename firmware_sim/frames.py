@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import reduce
 
-from agent.profiles import FrameField, SerialProfile
 from firmware_sim.registers import tidy
 from firmware_sim.truth import Served
+from roadpulse.profiles import FrameField, SerialProfile
 
 Value = int | float | bool | str | None
 

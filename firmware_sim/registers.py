@@ -12,7 +12,7 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from agent.profiles import ModbusProfile, Register
+from roadpulse.profiles import ModbusProfile, Register
 
 Value = int | float | bool | str | None
 RegisterKey = tuple[str, int]  # (kind, address)

@@ -16,7 +16,6 @@ import struct
 import termios
 import tty
 
-from agent.profiles import ModbusProfile, SerialProfile
 from firmware_sim.clock import SimClock
 from firmware_sim.device import SimDevice
 from firmware_sim.faults import PROTOCOL_FAULTS, mutate_line, mutate_rtu
@@ -24,6 +23,7 @@ from firmware_sim.frames import nmea_answer, vaisala_answer
 from firmware_sim.modbus import answer, rtu_response, split_rtu
 from firmware_sim.registers import Image
 from firmware_sim.truth import Served, TruthWriter
+from roadpulse.profiles import ModbusProfile, SerialProfile
 
 log = logging.getLogger("firmware_sim.serial")
 # Unread bytes a free-running device lets pile up before the line drops them (nobody listening).

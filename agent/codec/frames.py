@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from agent.codec.registers import tidy
-from agent.profiles import FrameField, Framing
+from roadpulse.profiles import FrameField, Framing
 
 
 class FrameError(ValueError):

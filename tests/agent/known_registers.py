@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from agent.profiles import ModbusProfile, load_profile
+from roadpulse.profiles import ModbusProfile, load_profile
 
 PROFILES = Path(__file__).parent / "profiles"
 

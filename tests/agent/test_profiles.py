@@ -9,9 +9,9 @@ from pydantic import ValidationError
 
 from agent.codec.frames import frame_parser
 from agent.codec.planning import plan_reads
-from agent.profiles import PROFILES_DIR, ModbusProfile, load_profile
-from agent.sources.modbus import span_of
+from agent.sources.modbus.source import span_of
 from roadpulse.configfile import ConfigError
+from roadpulse.profiles import PROFILES_DIR, ModbusProfile, load_profile
 
 TEST_PROFILES = Path(__file__).parent / "profiles"
 ALL = sorted([*PROFILES_DIR.glob("*.toml"), *TEST_PROFILES.glob("*.toml")])

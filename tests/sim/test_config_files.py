@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.profiles import PROFILES_DIR, ModbusProfile, load_profile
 from firmware_sim.device import build_devices
 from firmware_sim.frames import VAISALA_FORMAT, nmea_field, wind_sentences
 from firmware_sim.scenario import load_scenario
 from roadpulse.configfile import ConfigError
+from roadpulse.profiles import PROFILES_DIR, ModbusProfile, load_profile
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[2] / "config" / "scenarios").glob("*.toml"))
 SIM_PROFILES = [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.profiles import Register
 from firmware_sim import frames, modbus, registers
+from roadpulse.profiles import Register
 
 
 @pytest.mark.parametrize(
