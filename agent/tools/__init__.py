@@ -74,6 +74,7 @@ def add_agent_tool_parsers(agent_subparsers: Any) -> None:
     modbus.add_argument("--type", choices=list(get_args(RegisterType)), help="decode as this profile type")
     modbus.add_argument("--order", choices=list(get_args(ByteOrder)), default="ABCD")
     modbus.add_argument("--bit", type=int, help="bit number for --type bit")
+    modbus.add_argument("--byte", choices=["high", "low"], help="which byte for --type int8 or uint8")
     modbus.set_defaults(func=quiet_on_broken_pipe(run_probe_modbus))
 
     serial_probe = probe_kinds.add_parser("serial", help="print frames as they arrive, with parse results")

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from agent.codec.planning import Kind
-from agent.codec.registers import DecodeError, decode, plausible_decodings, register_count
+from agent.codec.registers import BYTE_TYPES, DecodeError, decode, plausible_decodings, register_count
 from agent.sources.base import DeviceError, LinkError
 from agent.sources.modbus.link import ModbusLink
 from agent.sources.modbus.source import read_with_retries
@@ -35,7 +35,7 @@ def _decoded_value(words: Sequence[int], args: argparse.Namespace) -> Any:
     if args.type == "string":
         return decode(words, "string", args.order)
     width = register_count(args.type)
-    return decode(words[:width], args.type, args.order, bit=args.bit)
+    return decode(words[:width], args.type, args.order, bit=args.bit, byte=args.byte)
 
 
 async def _probe(args: argparse.Namespace) -> int:
@@ -71,13 +71,14 @@ async def _probe(args: argparse.Namespace) -> int:
     rows = plausible_decodings(registers)
     if args.json:
         emit({"registers": registers,
-                "decodings": [{"type": t, "order": o, **json_value(v)} for t, o, v in rows]}, True)
+              "decodings": [{"type": t, **({"byte": o} if t in BYTE_TYPES else {"order": o}), **json_value(v)}
+                            for t, o, v in rows]}, True)
         return EXIT_OK
     print(f"{'kind':<8} {'addr':>5}  {'uint':>5}  {'hex':<6}  {'int':>6}  bits")
     for i, reg in enumerate(registers):
         print(f"{kind:<8} {args.address + i:>5}  {reg:>5}  0x{reg:04X}  {reg - 65536 if reg > 32767 else reg:>6}  "
               f"{reg:016b}")
-    print(f"\n{'type':<8} {'order':<9} value   (pass --type and --order to read one)")
+    print(f"\n{'type':<8} {'order':<9} value   (pass --type and --order, or --byte for int8/uint8, to read one)")
     for type_, order, value in rows:
         print(f"{type_:<8} {order:<9} {value!r}")
     return EXIT_OK
@@ -89,6 +90,9 @@ def run_probe_modbus(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.type == "bit" and args.bit is None:
         print("--type bit needs --bit", file=sys.stderr)
+        return EXIT_USAGE
+    if args.type in BYTE_TYPES and args.byte is None:
+        print(f"--type {args.type} needs --byte high or --byte low", file=sys.stderr)
         return EXIT_USAGE
     return asyncio.run(_probe(args))
 

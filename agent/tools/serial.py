@@ -10,13 +10,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.codec.frames import Framer, frame_parser
+from agent.codec.frames import FieldValue, Framer, frame_parser
 from agent.sources.base import LinkError
 from agent.sources.links import SerialLink
 from agent.sources.serial_ascii.source import open_serial
 from agent.tools.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, emit
 from roadpulse.configfile import ConfigError
 from roadpulse.profiles import Framing, SerialProfile, load_profile
+
+
+def field_units(profile: SerialProfile, values: dict[str, FieldValue]) -> dict[str, dict[str, str | None]]:
+    """Per field in this frame: the unit the device sent, and the unit (and letter) the profile expects."""
+    out: dict[str, dict[str, str | None]] = {}
+    for fld in profile.fields:
+        if fld.name not in values:
+            continue
+        expected = fld.unit or None
+        if fld.device_unit is not None:
+            expected = f"{fld.unit} ({fld.device_unit})" if fld.unit else fld.device_unit
+        out[fld.name] = {"sent": values[fld.name].device_unit, "expected": expected}
+    return out
 
 
 async def _probe_serial(args: argparse.Namespace) -> int:
@@ -58,8 +71,12 @@ async def _probe_serial(args: argparse.Namespace) -> int:
                 values = parser.parse(frame)
                 row["values"] = {k: v.value for k, v in values.items()}
                 row["bad"] = {k: v.reason for k, v in values.items() if v.reason}
+                row["units"] = field_units(profile, values) if profile else {}
                 row["skipped"] = [k for k, n in parser.counters.items() if n != before.get(k, 0)
                                   and k not in ("parsed", "partial")]
+            if not args.json and "units" in row:
+                row["units"] = "; ".join(f"{k} sent {u['sent'] or '-'} expects {u['expected'] or '-'}"
+                                         for k, u in row["units"].items())
             emit(row if args.json else "  ".join(f"{k}={v}" for k, v in row.items()), args.json)
 
     loop.add_reader(port.fileno(), readable)

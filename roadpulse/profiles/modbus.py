@@ -10,14 +10,17 @@ from roadpulse.configfile import Strict
 from roadpulse.profiles.base import Measurement, MetricType, Name, Point, unique_names
 
 RegisterType = Literal[
-    "bit", "bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"
+    "bit", "bool", "int8", "uint8", "int16", "uint16", "float16", "int32", "uint32", "int64", "uint64", "float32",
+    "float64", "string",
 ]
 ByteOrder = Literal["ABCD", "DCBA", "BADC", "CDAB", "ABCDEFGH", "HGFEDCBA", "BADCFEHG", "GHEFCDAB"]
 RegisterKind = Literal["holding", "input", "coil", "discrete"]
+# Which byte of the register an 8-bit type reads, once the order's byte swap is undone.
+RegisterByte = Literal["high", "low"]
 
 _WIDTH = {"int32": 2, "uint32": 2, "float32": 2, "int64": 4, "uint64": 4, "float64": 4}
-_TYPE_OF_REGISTER = {"bit": "b", "bool": "b", "string": "s", "float32": "f", "float64": "f"}
-INTEGER_TYPES = frozenset({"int16", "uint16", "int32", "uint32", "int64", "uint64"})
+_TYPE_OF_REGISTER = {"bit": "b", "bool": "b", "string": "s", "float16": "f", "float32": "f", "float64": "f"}
+INTEGER_TYPES = frozenset({"int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"})
 _MAX_DECIMALS = 6
 
 
@@ -27,6 +30,8 @@ class Register(Point):
     type: RegisterType = "uint16"
     order: ByteOrder = "ABCD"
     bit: Annotated[int, Field(ge=0, le=15)] | None = None
+    # int8/uint8: the high byte (first on the wire in ABCD order) or the low one.
+    byte: RegisterByte | None = None
     # Registers a string occupies.
     length: Annotated[int, Field(ge=1, le=125)] | None = None
 
@@ -36,6 +41,10 @@ class Register(Point):
             raise ValueError("type 'bit' needs 'bit' (0-15)")
         if self.type == "string" and self.length is None:
             raise ValueError("type 'string' needs 'length' (registers)")
+        if self.type in ("int8", "uint8") and self.byte is None:
+            raise ValueError(f"type {self.type!r} needs 'byte': 'high' or 'low'")
+        if self.byte is not None and self.type not in ("int8", "uint8"):
+            raise ValueError("'byte' is only for types 'int8' and 'uint8'")
         if self.kind in ("coil", "discrete") and self.type != "bool":
             raise ValueError(f"kind {self.kind!r} holds single bits: use type 'bool'")
         if self.bit is not None and self.type != "bit":

@@ -109,7 +109,7 @@ def decode_register(reg: Register, words: Sequence[int] | Sequence[bool], ts_ms:
     if reg.kind in ("coil", "discrete"):
         return SourceReading(reg.name, bool(words[0]), ts_ms)
     try:
-        raw = decode([int(w) for w in words], reg.type, reg.order, bit=reg.bit)
+        raw = decode([int(w) for w in words], reg.type, reg.order, bit=reg.bit, byte=reg.byte)
     except DecodeError as err:
         return SourceReading(reg.name, None, ts_ms, Quality.BAD, f"decode: {err}")
     scaled = apply_point(raw, scale=reg.scale, offset=reg.offset, invalid=reg.invalid)
