@@ -8,14 +8,24 @@ it sent (exactly), so a wrong conversion fails one or the other.
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent.catalog import DeviceEntry
 from agent.codec.frames import frame_parser
+from agent.config import Device, SerialLink
+from agent.sources import create_source
+from agent.sources.base import SourceReading
+from firmware_sim.clock import ManualClock
 from firmware_sim.device import SimDevice, build_devices
 from firmware_sim.frames import MOUNTING_HEADING, AsciiSettings, nmea_answer, vaisala_answer
+from firmware_sim.runner import Simulator
+from firmware_sim.truth import read_truth
 from roadpulse.profiles import FrameField, SerialProfile, load_profile
+from roadpulse.wire import Quality
 
 from .conftest import build_scenario
 
@@ -192,3 +202,56 @@ def test_an_xdr_field_is_found_by_name_whatever_its_position() -> None:
         assert parser.parse(nmea_sentence(body).strip().encode())["pressure"].value == pytest.approx(1013.3)
     for body in ["WIXDR,A,-1.0,D,PTCH,A,2.5,D,ROLL", "WIXDR,P,1.0133,B,0", "WIXDR,C,24.0,C,BARO"]:
         assert parser.parse(nmea_sentence(body).strip().encode()) == {}
+
+
+@pytest.mark.slow
+def test_the_agent_reads_a_wxt_in_crc_mode_and_odd_units_and_a_mixed_mwv_talker(tmp_path: Path) -> None:
+    """Over real pseudo-terminals: the agent's serial driver against the simulator, readings against the truth."""
+    devices = [
+        {"id": "wxt", "kind": "weather", "profile": "wxt_ascii", "protocol": "ascii", "km": 3.0, "interval_s": 10.0,
+         "speed_unit": "N", "temperature_unit": "F", "pressure_unit": "I"},
+        {"id": "wind", "kind": "weather", "profile": "wind_nmea", "protocol": "ascii", "km": 3.0, "interval_s": 0.2,
+         "free_running": True, "speed_unit": "N", "mwv_reference": "RT", "nmea_layout": "attitude",
+         "temperature_unit": "F"},
+    ]
+    scenario = build_scenario(devices=devices, buses=[])
+    truth_path = tmp_path / "truth.jsonl"
+    got: dict[str, list[SourceReading]] = {}
+
+    async def main() -> None:
+        async with Simulator(scenario, truth_path=truth_path, clock=ManualClock(time_scale=5.0, t=95.0)) as sim:
+            for device_id in ("wxt", "wind"):
+                ep = sim.endpoint(device_id)
+                profile = load_profile(ep.profile)
+                if device_id == "wxt":
+                    # CRC mode: the lower-case command with its CRC (WXT530 guide: 0r0Kld).
+                    profile = profile.model_copy(update={"poll": "0r0Kld\r\n"})
+                device = Device(id=device_id, profile=ep.profile, timeout_s=2.0,
+                                serial=SerialLink(port=ep.address, baudrate=ep.baudrate))
+                source = create_source(DeviceEntry(device, profile, {}))
+                try:
+                    await source.connect()
+                    if device_id == "wind":
+                        await asyncio.sleep(1.0)
+                    got[device_id] = await source.read()
+                finally:
+                    await source.close()
+
+    asyncio.run(main())
+    truth = {(row["device_id"], row["point"]): row for row in read_truth(truth_path)}
+    compared = 0
+    for device_id, readings in got.items():
+        for reading in readings:
+            row = truth[(device_id, reading.name)]
+            if row["invalid"]:
+                assert reading.quality == Quality.BAD
+                continue
+            assert (reading.quality, reading.reason) == (Quality.GOOD, ""), (device_id, reading)
+            if isinstance(row["value"], float):
+                assert reading.value == pytest.approx(row["value"], rel=1e-9), (device_id, reading.name)
+            else:
+                assert reading.value == row["value"], (device_id, reading.name)
+            compared += 1
+    assert truth[("wxt", "air_temp")]["raw"].endswith("F")
+    assert truth[("wxt", "wind_speed")]["raw"].endswith("N")
+    assert compared >= 15
