@@ -20,14 +20,15 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlparse
 
 import aiomqtt
 
 from agent.config import MqttConfig
-from agent.queue.base import DurableQueue, Record, Tx
+from agent.queue.base import Record, Tx
+from agent.stats import AgentStats
 from roadpulse.backoff import Backoff
 from roadpulse.wire import Command, Topics, WireError, decode
 
@@ -65,21 +66,35 @@ class TokenBucket:
         return max(0.0, (1.0 - self._tokens) / self.rate)
 
 
-@dataclass(slots=True)
-class PublishStats:
-    connected: bool = False
-    connects: int = 0
-    reconnects: int = 0
-    messages_published: int = 0
-    messages_replayed: int = 0
-    readings_acked: int = 0
-    births: int = 0
-    rebirths: int = 0
-    # Births of earlier boots sent ahead of their backlog or on a rebirth naming them.
-    earlier_births: int = 0
-    bad_commands: int = 0
-    undecodable_records: int = 0
-    latency_ms: list[float] = field(default_factory=list)
+class Outbox(Protocol):
+    """The agent's side of the hand-off (agent.outbox.Outbox): records in transactions, and what to send.
+
+    `begin` hands out at most one committed record with `start <= id < stop`; `end` settles it:
+    acknowledged records are gone for good, the others come back.
+    """
+
+    @property
+    def next_id(self) -> int: ...
+
+    def begin(self, *, start: int = 0, stop: int | None = None) -> Tx: ...
+
+    def end(self, tx: Tx, *, acked: bool) -> None: ...
+
+    def payload(self, record: Record, *, replay: bool) -> bytes:
+        """The bytes to publish; raises WireError for a record no retry could make sendable."""
+        ...
+
+    def birth(self) -> bytes: ...
+
+    def death(self, clean: bool) -> bytes: ...
+
+    def boot_of(self, record: Record) -> str | None:
+        """The earlier boot a record was sealed under; None for the current boot or an unknown one."""
+        ...
+
+    def earlier_birth(self, boot: str) -> bytes | None:
+        """The stored birth of an earlier boot; None for the current boot or one not stored."""
+        ...
 
 
 def client_options(config: MqttConfig, default_id: str) -> dict[str, object]:
@@ -117,36 +132,22 @@ class Publisher:
         self,
         config: MqttConfig,
         topics: Topics,
-        queue: DurableQueue,
+        outbox: Outbox,
         *,
-        birth: Callable[[], bytes],
-        death: Callable[[bool], bytes],
-        prepare: Callable[[Record, bool], bytes],
-        on_acked: Callable[[Record], None],
         replay_per_s: float,
-        stats: PublishStats | None = None,
+        stats: AgentStats | None = None,
         drain_s: float = 3.0,
-        boot_of: Callable[[Record], str | None] = lambda record: None,
-        earlier_birth: Callable[[str], bytes | None] = lambda boot: None,
     ) -> None:
-        """`boot_of` names the earlier boot a record was sealed under (None: the current boot or
-        unknown); `earlier_birth` gives the stored birth of an earlier boot (None: current or unknown)."""
         self._config = config
         self._topics = topics
-        self._queue = queue
-        self._birth = birth
-        self._death = death
-        self._prepare = prepare
-        self._on_acked = on_acked
-        self._boot_of = boot_of
-        self._earlier_birth = earlier_birth
+        self._outbox = outbox
         # Earlier boots whose birth went out on this connection; the lock keeps a second record
         # of the same boot from overtaking its birth.
         self._announced: set[str] = set()
         self._announce_lock = asyncio.Lock()
         self._replay_per_s = replay_per_s
         self._drain_s = drain_s
-        self.stats = stats or PublishStats()
+        self.stats = stats or AgentStats()
         self._wake = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         # Log the link going down once per outage, not once per failed attempt.
@@ -179,7 +180,7 @@ class Publisher:
                 await stop.wait()
 
     async def _session(self, stop: asyncio.Event, backoff: Backoff) -> None:
-        will = aiomqtt.Will(self._topics.death, self._death(False), qos=1, retain=False)
+        will = aiomqtt.Will(self._topics.death, self._outbox.death(False), qos=1, retain=False)
         client = aiomqtt.Client(will=will, **client_options(  # type: ignore[arg-type]
             self._config, f"rp-agent-{self._topics.gateway}"))
         async with client:
@@ -194,21 +195,21 @@ class Publisher:
             await self._publish_birth(client)
             backoff.reset()
             # Whatever is committed from here on is live; everything before is backlog.
-            backlog_end = self._queue.next_id
+            backlog_end = self._outbox.next_id
             self._client = client
             try:
                 async with asyncio.TaskGroup() as tg:
                     commands = tg.create_task(self._listen(client), name="publisher.commands")
                     await self._send(client, stop, backlog_end)
                     commands.cancel()
-                await client.publish(self._topics.death, self._death(True), qos=1, timeout=5.0)
+                await client.publish(self._topics.death, self._outbox.death(True), qos=1, timeout=5.0)
                 log.info("clean death published", extra={"event": "death"})
             finally:
                 self._client = None
                 self.stats.connected = False
 
     async def _publish_birth(self, client: aiomqtt.Client) -> None:
-        await client.publish(self._topics.birth, self._birth(), qos=1, retain=True)
+        await client.publish(self._topics.birth, self._outbox.birth(), qos=1, retain=True)
         self.stats.births += 1
 
     async def _listen(self, client: aiomqtt.Client) -> None:
@@ -227,7 +228,7 @@ class Publisher:
             if isinstance(command, Command) and command.cmd == "rebirth":
                 log.info("rebirth requested", extra={"event": "rebirth", "reason": command.reason,
                                                      "boot": command.boot})
-                earlier = self._earlier_birth(command.boot) if command.boot else None
+                earlier = self._outbox.earlier_birth(command.boot) if command.boot else None
                 if earlier is not None:
                     await self._publish_earlier_birth(client, command.boot, earlier)
                 else:
@@ -243,13 +244,13 @@ class Publisher:
 
     async def _announce(self, client: aiomqtt.Client, record: Record) -> None:
         """Before the first record of an earlier boot on this connection: that boot's birth, acknowledged."""
-        boot = self._boot_of(record)
+        boot = self._outbox.boot_of(record)
         if boot is None or boot in self._announced:
             return
         async with self._announce_lock:
             if boot in self._announced:
                 return
-            payload = self._earlier_birth(boot)
+            payload = self._outbox.earlier_birth(boot)
             if payload is None:
                 # Not stored (sealed by an agent older than the store): the collector will ask for it.
                 self._announced.add(boot)
@@ -270,10 +271,10 @@ class Publisher:
                     if loop.time() >= drain_until:
                         return
                 await slots.acquire()
-                tx = self._queue.begin(1, start=backlog_end)
+                tx = self._outbox.begin(start=backlog_end)
                 replay = False
                 if not tx and backlog_left and not stop.is_set() and bucket.take(loop.time()):
-                    tx = self._queue.begin(1, stop=backlog_end)
+                    tx = self._outbox.begin(stop=backlog_end)
                     # Records staged before the connect commit later, below the boundary: look again on wake.
                     backlog_left = bool(tx)
                     replay = True
@@ -301,26 +302,25 @@ class Publisher:
     async def _deliver(self, client: aiomqtt.Client, tx: Tx, replay: bool) -> None:
         record = tx.records[0]
         try:
-            payload = self._prepare(record, replay)
+            payload = self._outbox.payload(record, replay=replay)
         except WireError as err:
             # CRC-valid but not protocol v1: nothing a retry could fix.
             self.stats.undecodable_records += 1
             log.error("undecodable queued record dropped", extra={"id": record.id, "reason": err.reason})
-            self._queue.end(tx, acked=True)
+            self._outbox.end(tx, acked=True)
             return
         try:
             await self._announce(client, record)
             started = time.monotonic()
             await client.publish(self._topics.data, payload, qos=1, timeout=ACK_TIMEOUT_S)
         except BaseException:
-            self._queue.end(tx, acked=False)
+            self._outbox.end(tx, acked=False)
             raise
-        self._queue.end(tx, acked=True)
         self.stats.latency_ms.append((time.monotonic() - started) * 1000)
         self.stats.messages_published += 1
         self.stats.messages_replayed += replay
         self.stats.readings_acked += record.weight
-        self._on_acked(record)
+        self._outbox.end(tx, acked=True)
 
     async def publish_health(self, topic: str, payload: bytes) -> bool:
         """Best effort: health is about now, so it is not queued while the link is down."""

@@ -13,11 +13,9 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from agent.catalog import DeviceEntry
-from agent.profiles import ModbusProfile
 from agent.sources.base import CountingSource, DeviceError, Source, SourceReading
 from roadpulse.wire import Quality, Reading
 
@@ -37,7 +35,7 @@ class DeviceStats:
     suppressed: int = 0
     last_error: str = ""
     # What the driver saw on the link since start, by the stable names of
-    # agent.sources.DRIVER_COUNTERS[driver] (timeouts, garbled answers, bad frames...).
+    # agent.sources.DRIVERS[driver].counters (timeouts, garbled answers, bad frames...).
     # Every name is present (0) from the first poll on; values only grow.
     driver_counters: dict[str, int] = field(default_factory=dict)
 
@@ -121,8 +119,7 @@ class ReportFilter:
 
 
 def report_filters(entry: DeviceEntry) -> dict[str, ReportFilter]:
-    points = entry.profile.registers if isinstance(entry.profile, ModbusProfile) else entry.profile.fields
-    return {p.name: ReportFilter(p.deadband, p.max_silence_s) for p in points}
+    return {p.name: ReportFilter(p.deadband, p.max_silence_s) for p in entry.profile.points}
 
 
 def bad_readings(entry: DeviceEntry, ts_ms: int, reason: str) -> list[SourceReading]:
@@ -142,14 +139,12 @@ async def poll_forever(
     source: Source,
     emit: Emit,
     *,
-    bus_lock: asyncio.Lock | None,
     stats: DeviceStats,
     rng: random.Random | None = None,
 ) -> None:
     """Poll one device until cancelled. Does not close `source`: its owner does.
 
-    `bus_lock` is not needed for sources built by create_source (they take the
-    bus per request); when given, it is held around each whole poll.
+    A source on a shared line takes the line per request (agent.sources.modbus.bus), not per poll.
     """
     device = entry.device
     wall = device.align
@@ -163,9 +158,7 @@ async def poll_forever(
     due = clock.first(clock_now())
     while True:
         await asyncio.sleep(max(0.0, due - clock_now()))
-        lock: AbstractAsyncContextManager[object] = bus_lock if bus_lock is not None else nullcontext()
-        async with lock:
-            found, error = await poll_once(entry, source)
+        found, error = await poll_once(entry, source)
         if counting is not None:
             stats.driver_counters = counting.driver_counters()
         stats.polls += 1

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from agent.profiles import ModbusProfile, SerialProfile, load_profile
 from firmware_sim import noise
 from firmware_sim.faults import FaultPlan
 from firmware_sim.models import (
@@ -29,6 +28,7 @@ from firmware_sim.registers import Image, block_end, build_image
 from firmware_sim.scenario import DeviceSpec, Scenario
 from firmware_sim.traffic import RoadModel
 from roadpulse.configfile import ConfigError
+from roadpulse.profiles import ModbusProfile, SerialProfile, load_profile
 
 # Points every device computes from its own state rather than from a model.
 COUNTERS = ("uptime_s", "bin_seq", "device_clock")

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from agent.profiles import ModbusProfile, Register
+from roadpulse.profiles import ModbusProfile, Register
 
 Value = int | float | bool | str | None
 RegisterKey = tuple[str, int]  # (kind, address)
@@ -20,6 +20,9 @@ RegisterKey = tuple[str, int]  # (kind, address)
 _WORDS = {
     "bit": 1,
     "bool": 1,
+    "int8": 1,
+    "uint8": 1,
+    "float16": 1,
     "int16": 1,
     "uint16": 1,
     "int32": 2,
@@ -30,6 +33,9 @@ _WORDS = {
     "float64": 4,
 }
 _STRUCT = {
+    "int8": ">b",
+    "uint8": ">B",
+    "float16": ">e",
     "int16": ">h",
     "uint16": ">H",
     "int32": ">i",
@@ -53,8 +59,13 @@ def word_count(reg: Register) -> int:
 
 
 def reorder(data: bytes, order: str) -> bytes:
-    """Big-endian bytes (ABCD...) to the device's byte order; the mapping is its own inverse."""
+    """Big-endian bytes (ABCD...) to the device's byte order; the mapping is its own inverse.
+
+    One register has no word order: only the byte swap of BADC and DCBA applies to it.
+    """
     n = len(data)
+    if n == 2:
+        return data[::-1] if order in ("BADC", "DCBA", "BADCFEHG", "HGFEDCBA") else data
     if n < 4 or order in ("ABCD", "ABCDEFGH"):
         return data
     if order in ("DCBA", "HGFEDCBA"):
@@ -68,7 +79,7 @@ def reorder(data: bytes, order: str) -> bytes:
 def raw_of(value: float | int, reg: Register) -> float | int:
     """Engineering value to raw: the inverse of the agent's raw * scale + offset."""
     raw = (value - reg.offset) / reg.scale
-    if reg.type in ("float32", "float64"):
+    if reg.type in ("float16", "float32", "float64"):
         return raw
     return round(raw)
 
@@ -79,7 +90,7 @@ def encode(value: Value, reg: Register) -> list[int]:
         if not reg.invalid:
             raise EncodeError(f"{reg.name}: no value and no invalid sentinel in the profile")
         raw: float | int | str | bool = reg.invalid[0]
-        if reg.type not in ("float32", "float64"):
+        if reg.type not in ("float16", "float32", "float64"):
             raw = int(raw)
     elif isinstance(value, str):
         raw = value
@@ -95,13 +106,18 @@ def encode(value: Value, reg: Register) -> list[int]:
         return [int.from_bytes(text[i : i + 2], "big") for i in range(0, len(text), 2)]
     try:
         data = struct.pack(_STRUCT[reg.type], raw)
-    except struct.error as exc:
+    except (struct.error, OverflowError) as exc:
         raise EncodeError(f"{reg.name}: {raw!r} does not fit {reg.type}") from exc
+    if reg.type in ("int8", "uint8"):
+        # One byte of the register, the other left 0.
+        data = data + b"\0" if reg.byte == "high" else b"\0" + data
     data = reorder(data, reg.order)
     return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
 
 
 _LIMITS = {
+    "int8": (-(2**7), 2**7 - 1),
+    "uint8": (0, 2**8 - 1),
     "int16": (-(2**15), 2**15 - 1),
     "uint16": (0, 2**16 - 1),
     "int32": (-(2**31), 2**31 - 1),
@@ -130,7 +146,10 @@ def decode(words: list[int], reg: Register) -> float | int | str | bool:
     if reg.type == "string":
         # Text ends at the first NUL; trailing blanks are padding.
         return data.split(b"\0", 1)[0].decode("ascii", "replace").rstrip(" ")
-    value: float | int = struct.unpack(_STRUCT[reg.type], reorder(data, reg.order))[0]
+    data = reorder(data, reg.order)
+    if reg.type in ("int8", "uint8"):
+        data = data[:1] if reg.byte == "high" else data[1:]
+    value: float | int = struct.unpack(_STRUCT[reg.type], data)[0]
     return value
 
 

@@ -81,6 +81,13 @@ class DeviceSpec(Strict):
     free_running: bool = False
     # Device clock offset at start, seconds (gateways and devices without RTC start wrong).
     clock_offset_s: float = 0.0
+    # Serial ASCII devices, as a site engineer set them (not what the profile expects): unit letters
+    # (speed M/K/S/N, temperature C/F, pressure H/P/B/M/I), the NMEA layout and the MWV reference.
+    speed_unit: Literal["M", "K", "S", "N"] = "M"
+    temperature_unit: Literal["C", "F"] = "C"
+    pressure_unit: Literal["H", "P", "B", "M", "I"] | None = None
+    nmea_layout: Literal["generic", "attitude", "vaisala"] = "generic"
+    mwv_reference: Literal["T", "R", "RT"] = "T"
 
     @model_validator(mode="after")
     def _link(self) -> DeviceSpec:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -16,14 +17,14 @@ import struct
 import termios
 import tty
 
-from agent.profiles import ModbusProfile, SerialProfile
 from firmware_sim.clock import SimClock
 from firmware_sim.device import SimDevice
 from firmware_sim.faults import PROTOCOL_FAULTS, mutate_line, mutate_rtu
-from firmware_sim.frames import nmea_answer, vaisala_answer
+from firmware_sim.frames import AsciiSettings, nmea_answer, vaisala_answer, vaisala_crc
 from firmware_sim.modbus import answer, rtu_response, split_rtu
 from firmware_sim.registers import Image
 from firmware_sim.truth import Served, TruthWriter
+from roadpulse.profiles import ModbusProfile, SerialProfile
 
 log = logging.getLogger("firmware_sim.serial")
 # Unread bytes a free-running device lets pile up before the line drops them (nobody listening).
@@ -161,6 +162,13 @@ class AsciiDevice:
         self._frames = 0
         self.address = "0"
 
+    @property
+    def settings(self) -> AsciiSettings:
+        """The device's units and layout, as its scenario entry sets them."""
+        spec = self.device.spec
+        return AsciiSettings(speed=spec.speed_unit, temperature=spec.temperature_unit, pressure=spec.pressure_unit,
+                             layout=spec.nmea_layout, reference=spec.mwv_reference)
+
     def _faulted(self, line: str, t: float) -> bytes | None:
         device = self.device
         self._frames += 1
@@ -169,11 +177,18 @@ class AsciiDevice:
                 return mutate_line(line, fault, device.plan.seed, device.id, self._frames)
         return line.encode("ascii")
 
-    def vaisala(self, message: str, t: float) -> tuple[str, list[Served]]:
-        """The answer to `0R<message>` and the points it carries, as sent."""
+    def vaisala(self, message: str, t: float, *, crc: bool = False) -> tuple[str, list[Served]]:
+        """The answer to `0R<message>` (`0r<message>` with a CRC) and the points it carries, as sent."""
         profile = self.device.profile
         assert isinstance(profile, SerialProfile)
-        return vaisala_answer(profile, self.device.snapshot(t).values, self.address, message)
+        settings = dataclasses.replace(self.settings, crc=crc)
+        return vaisala_answer(profile, self.device.snapshot(t).values, self.address, message, settings)
+
+    def _crc_query(self, command: str) -> str | None:
+        """The message of a CRC-mode query `0r<n><crc>`, or None (a wrong CRC gets no data, as on a WXT)."""
+        if len(command) == 6 and command[:2] == f"{self.address}r" and command[2] in "01235":
+            return command[2] if vaisala_crc(command[:3]) == command[3:] else None
+        return None
 
     async def run_polled(self) -> None:
         while True:
@@ -187,6 +202,8 @@ class AsciiDevice:
                 points: list[Served] = []
             elif len(command) == 3 and command[0] == self.address and command[1] == "R" and command[2] in "01235":
                 reply, points = self.vaisala(command[2], t)
+            elif (message := self._crc_query(command)) is not None:
+                reply, points = self.vaisala(message, t, crc=True)
             else:
                 reply, points = f"{self.address}TX,Unknown cmd\r\n", []
             data = self._faulted(reply, t)
@@ -221,7 +238,7 @@ class AsciiDevice:
         assert isinstance(profile, SerialProfile)
         served: list[Served] = []
         if profile.parser == "nmea":
-            for line, points in nmea_answer(profile, snap.values, self.device.clock(t)):
+            for line, points in nmea_answer(profile, snap.values, self.device.clock(t), self.settings):
                 if self._send(line, t):
                     served += points  # each sentence stands alone: a corrupted one loses only its fields
         else:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from agent.profiles import ModbusProfile
 from firmware_sim.clock import SimClock
 from firmware_sim.device import SimDevice
 from firmware_sim.faults import PROTOCOL_FAULTS, garbage_bytes, mutate_pdu_tcp
 from firmware_sim.modbus import GATEWAY_NO_RESPONSE, Mbap, answer, exception_pdu, tcp_response
 from firmware_sim.truth import TruthWriter
+from roadpulse.profiles import ModbusProfile
 
 
 class ModbusTcpServer:

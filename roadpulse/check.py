@@ -23,11 +23,12 @@ def check(path: Path, kind: str = "auto") -> str:
     if kind == "auto":
         kind = guess_kind(data)
     if kind == "agent":
-        from agent.catalog import build_catalog
         from agent.config import load_agent_config
+        from roadpulse.profiles.catalog import build_catalog
 
         agent_config = load_agent_config(path)
-        catalog = build_catalog(agent_config, path)
+        catalog = build_catalog(agent_config.devices, profile_dirs=agent_config.agent.profile_dirs,
+                                config_path=path, identity=agent_config.model_dump(mode="json"))
         return (f"agent config OK: gateway {agent_config.agent.gateway_id}, "
                 f"{len(catalog.devices)} devices, {len(catalog.metrics)} metrics, config hash {catalog.config_hash}")
     if kind == "collector":
@@ -36,7 +37,7 @@ def check(path: Path, kind: str = "auto") -> str:
         collector_config = load_collector_config(path)
         return f"collector config OK: client id {collector_config.collector.client_id}"
     if kind == "profile":
-        from agent.profiles import load_model_from
+        from roadpulse.profiles import load_model_from
 
         profile = load_model_from(path, data).profile
         return f"profile OK: {profile.name} ({profile.driver})"

@@ -52,6 +52,6 @@ def setup(level: str = "INFO", json_output: bool | None = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Library chatter (pymodbus logs every failed request) is not our state changes.
-    # pymodbus is quieted by agent.modbus_adapter, which leaves a level set here alone.
+    # pymodbus is quieted by agent.sources.modbus.link, which leaves a level set here alone.
     for noisy in ("asyncio",):
         logging.getLogger(noisy).setLevel(logging.WARNING)

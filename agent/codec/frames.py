@@ -13,16 +13,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from agent.codec.errors import FrameError
+from agent.codec.nmea import Fields, Found, find_nmea, nmea_checksum, parse_nmea
 from agent.codec.registers import tidy
-from agent.profiles import FrameField, Framing
-
-
-class FrameError(ValueError):
-    """A frame that cannot be used. `reason` is the counter name and quality reason."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
+from agent.codec.vaisala import find_keyvalue, parse_keyvalue
+from roadpulse.profiles import FrameField, Framing
+from roadpulse.profiles.units import resolve
 
 
 @dataclass(slots=True)
@@ -95,8 +91,7 @@ def decode_text(frame: bytes) -> str:
 
 
 # ---- parsers: text -> {key: raw text}. A None value means the device marked it invalid.
-
-Fields = dict[str, str | None]
+# keyvalue (Vaisala) is agent.codec.vaisala, nmea is agent.codec.nmea.
 
 
 def parse_regex(text: str, pattern: re.Pattern[str]) -> Fields:
@@ -106,62 +101,15 @@ def parse_regex(text: str, pattern: re.Pattern[str]) -> Fields:
     return {k: v for k, v in match.groupdict().items() if v is not None}
 
 
-def parse_keyvalue(text: str) -> Fields:
-    """Comma-separated `key=value` items (Vaisala: `0R0,Dn=000#,Ta=16.0C`); `#` marks invalid.
-
-    Items without `=` (the Vaisala address and command `0R0`) are skipped.
-    """
-    items = [item.strip() for item in text.split(",")]
-    fields: Fields = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            continue
-        fields[key] = None if value.endswith("#") else value
-    if not fields:
-        raise FrameError("parse", "no key=value items")
-    return fields
+def find_regex(fields: Fields, fld: FrameField) -> Found | None:
+    if fld.key not in fields:
+        return None
+    if fld.unit_key is None:
+        return Found(fields[fld.key])
+    return Found(fields[fld.key], fields.get(fld.unit_key), unit_expected=True)
 
 
-def nmea_checksum(body: str) -> int:
-    checksum = 0
-    for char in body.encode("ascii"):
-        checksum ^= char
-    return checksum
-
-
-def parse_nmea(text: str) -> Fields:
-    """One NMEA 0183 sentence, checksum checked; keys are `<type>.<index>` (`MWV.3`).
-
-    The type drops the two-letter talker (`IIMWV` -> `MWV`), so one profile fits
-    any talker. Index 1 is the first field after the address.
-    """
-    start = text.find("$")
-    if start < 0:
-        start = text.find("!")
-    if start < 0:
-        raise FrameError("garbage", "no '$'")
-    sentence = text[start + 1 :]
-    body, star, given = sentence.partition("*")
-    if star:
-        try:
-            expected = int(given[:2], 16)
-        except ValueError:
-            raise FrameError("checksum", f"unreadable checksum {given!r}") from None
-        if nmea_checksum(body) != expected:
-            raise FrameError("checksum", f"{nmea_checksum(body):02X} != {given[:2]}")
-    else:
-        raise FrameError("checksum", "no checksum")
-    parts = body.split(",")
-    address = parts[0]
-    if len(address) < 3:
-        raise FrameError("parse", f"bad address {address!r}")
-    kind = address[2:] if len(address) >= 5 else address
-    # An empty NMEA field is the talker's way of saying "no value": invalid, not unparseable.
-    return {f"{kind}.{i}": (value or None) for i, value in enumerate(parts[1:], start=1)}
-
-
-# ---- field extraction: raw text -> typed value with the unit letter removed.
+# ---- field extraction: raw text -> typed value in the profile's unit.
 
 Value = int | float | bool | str | None
 
@@ -172,13 +120,23 @@ _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 class FieldValue:
     value: Value
     reason: str = ""
+    # The unit the device wrote for it (`kn`, or the letter when it means nothing known), for the probe.
+    device_unit: str | None = None
 
 
-def convert(raw: str | None, fld: FrameField) -> FieldValue:
-    """Typed value of one field, with scale, offset and sentinels applied."""
-    if raw is None:
+def convert(found: Found | str | None, fld: FrameField) -> FieldValue:
+    """Typed value of one field: sentinels, scale and offset on the number as sent, then the unit.
+
+    A number in another unit than the profile's is converted when the conversion is exact
+    (roadpulse.profiles.units), else it is bad with reason `unit:<letter>`.
+    """
+    if not isinstance(found, Found):
+        found = Found(found)
+    if found.bad:
+        return FieldValue(None, found.bad)
+    if found.text is None:
         return FieldValue(None, "invalid")
-    text = raw.strip()
+    text = found.text.strip()
     if fld.type == "str":
         return FieldValue(text)
     if fld.type == "bool":
@@ -189,7 +147,7 @@ def convert(raw: str | None, fld: FrameField) -> FieldValue:
             return FieldValue(False)
         return FieldValue(None, "parse")
     match = _NUMBER.match(text)
-    # A trailing unit letter is allowed (Vaisala `16.0C`), anything else is a broken field.
+    # A trailing unit letter is allowed (`16.0C`), anything else is a broken field.
     if match is None or len(text) - match.end() > 1 or (
         len(text) > match.end() and not text[-1].isalpha()
     ):
@@ -198,12 +156,20 @@ def convert(raw: str | None, fld: FrameField) -> FieldValue:
     # 1e999 parses as infinity: no sensor measured that, and it is no JSON or InfluxDB value.
     if number in fld.invalid or not math.isfinite(number):
         return FieldValue(None, "invalid")
-    if fld.type == "int" and fld.scale == 1.0 and fld.offset == 0.0:
+    letter = found.unit if found.unit is not None else (text[match.end():] or None)
+    unit = resolve(letter, unit=fld.unit, declared=fld.device_unit,
+                   expected=found.unit_expected or letter is not None)
+    if unit.reason:
+        return FieldValue(None, unit.reason, unit.device_unit)
+    if fld.type == "int" and fld.scale == 1.0 and fld.offset == 0.0 and unit.convert is None:
         if not number.is_integer():
             return FieldValue(None, "parse")
-        return FieldValue(int(number))
-    scaled = tidy(number * fld.scale + fld.offset)
-    return FieldValue(round(scaled) if fld.type == "int" else scaled)
+        return FieldValue(int(number), device_unit=unit.device_unit)
+    scaled = number * fld.scale + fld.offset
+    if unit.convert is not None:
+        scaled = unit.convert(scaled)
+    value = tidy(scaled)
+    return FieldValue(round(value) if fld.type == "int" else value, device_unit=unit.device_unit)
 
 
 @dataclass(slots=True)
@@ -221,15 +187,19 @@ class FrameParser:
             text = decode_text(frame)
             if self.parser == "regex":
                 assert self.pattern is not None, "regex parser built without a pattern"
-                found = parse_regex(text, self.pattern)
+                fields, find = parse_regex(text, self.pattern), find_regex
             elif self.parser == "keyvalue":
-                found = parse_keyvalue(text)
+                fields, find = parse_keyvalue(text), find_keyvalue
             else:
-                found = parse_nmea(text)
+                fields, find = parse_nmea(text), find_nmea
         except FrameError as err:
             self.counters[err.reason] += 1
             return {}
-        values = {f.name: convert(found[f.key], f) for f in self.fields if f.key in found}
+        values = {}
+        for fld in self.fields:
+            found = find(fields, fld)
+            if found is not None:
+                values[fld.name] = convert(found, fld)
         if not values:
             self.counters["unmatched"] += 1
         elif any(v.reason == "parse" for v in values.values()):
@@ -244,3 +214,9 @@ def frame_parser(parser: str, fields: Iterable[FrameField], pattern: str | None)
     if parser == "regex" and compiled is None:
         raise ValueError("parser 'regex' needs 'pattern'")
     return FrameParser(parser, list(fields), compiled)
+
+
+__all__ = [
+    "FieldValue", "FrameError", "FrameParser", "Framer", "convert", "decode_text", "frame_parser", "nmea_checksum",
+    "parse_keyvalue", "parse_nmea", "parse_regex",
+]

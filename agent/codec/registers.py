@@ -7,6 +7,11 @@ words, BADC swaps the bytes inside each word, DCBA does both. The 64-bit names
 name works with any width: a 4-letter name on a 64-bit value means its 8-letter
 equivalent, and a word swap on a 16-bit value does nothing. pymodbus's
 converter only handles word order, which is why byte swaps are done here.
+
+8-bit types (int8, uint8) read the high or the low byte of one register, after the
+byte swap of the order: with ABCD the high byte is the first on the wire, with BADC
+the second (Telegraf's INT8H/INT8L with byte order AB/BA). float16 is IEEE 754 half
+precision in one register.
 """
 
 from __future__ import annotations
@@ -33,15 +38,17 @@ ORDERS_32 = ("ABCD", "CDAB", "BADC", "DCBA")
 ORDERS_64 = ("ABCDEFGH", "GHEFCDAB", "BADCFEHG", "HGFEDCBA")
 
 _WIDTH = {
-    "bit": 1, "bool": 1, "int16": 1, "uint16": 1,
+    "bit": 1, "bool": 1, "int8": 1, "uint8": 1, "int16": 1, "uint16": 1, "float16": 1,
     "int32": 2, "uint32": 2, "float32": 2,
     "int64": 4, "uint64": 4, "float64": 4,
 }
 _STRUCT = {
-    "int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f",
+    "float16": ">e", "int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f",
     "int64": ">q", "uint64": ">Q", "float64": ">d",
 }
-NUMERIC_TYPES = ("int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64")
+NUMERIC_TYPES = ("int16", "uint16", "float16", "int32", "uint32", "int64", "uint64", "float32", "float64")
+BYTE_TYPES = ("int8", "uint8")
+BYTES = ("high", "low")
 
 
 class DecodeError(ValueError):
@@ -90,8 +97,10 @@ def from_big_endian(data: bytes, order: str) -> list[int]:
     return list(reversed(regs)) if word_swap else regs
 
 
-def decode(registers: Sequence[int], type_: str, order: str = "ABCD", *, bit: int | None = None) -> RawValue:
-    """Decode one value from exactly the registers it occupies."""
+def decode(
+    registers: Sequence[int], type_: str, order: str = "ABCD", *, bit: int | None = None, byte: str | None = None,
+) -> RawValue:
+    """Decode one value from exactly the registers it occupies (`byte`: "high" or "low" for 8-bit types)."""
     want = register_count(type_, len(registers) if type_ == "string" else None)
     if len(registers) != want:
         raise DecodeError(f"{type_} needs {want} registers, got {len(registers)}")
@@ -102,6 +111,12 @@ def decode(registers: Sequence[int], type_: str, order: str = "ABCD", *, bit: in
         return bool(registers[0] >> bit & 1)
     if type_ == "bool":
         return registers[0] != 0
+    if type_ in BYTE_TYPES:
+        if byte not in BYTES:
+            raise DecodeError(f"type {type_!r} needs byte 'high' or 'low'")
+        high, low = to_big_endian(registers, order)
+        half = high if byte == "high" else low
+        return half - 256 if type_ == "int8" and half > 127 else half
     if type_ == "string":
         byte_swap, _ = _swaps(order)
         # Word order is meaningless for text: only the byte swap inside registers applies.
@@ -112,10 +127,20 @@ def decode(registers: Sequence[int], type_: str, order: str = "ABCD", *, bit: in
     return value
 
 
-def encode(value: RawValue, type_: str, order: str = "ABCD", *, length: int | None = None) -> list[int]:
-    """Registers that decode to `value`: for test fixtures and the probe tool's cross-checks."""
+def encode(
+    value: RawValue, type_: str, order: str = "ABCD", *, length: int | None = None, byte: str | None = None,
+) -> list[int]:
+    """Registers that decode to `value` (the other byte 0 for 8-bit types): for fixtures and cross-checks."""
     if type_ in ("bit", "bool"):
         return [1 if value else 0]
+    if type_ in BYTE_TYPES:
+        if isinstance(value, str | bool) or not isinstance(value, int):
+            raise DecodeError(f"{type_} holds an integer")
+        low_limit, high_limit = (-128, 127) if type_ == "int8" else (0, 255)
+        if not low_limit <= value <= high_limit:
+            raise DecodeError(f"{value} does not fit {type_}")
+        part = value & 0xFF
+        return from_big_endian(bytes((part, 0)) if byte == "high" else bytes((0, part)), order)
     if type_ == "string":
         count = register_count(type_, length)
         raw = str(value).encode("ascii")[: count * 2].ljust(count * 2, b"\x00")
@@ -166,6 +191,11 @@ def plausible_decodings(registers: Sequence[int]) -> list[tuple[str, str, RawVal
     readings side by side and picks the one that matches the display on the device.
     """
     rows: list[tuple[str, str, RawValue]] = []
+    if registers:
+        # 8-bit halves of the first register (the order column names the byte): status bytes, packed counters.
+        for type_ in BYTE_TYPES:
+            for byte in BYTES:
+                rows.append((type_, byte, decode(registers[:1], type_, "ABCD", byte=byte)))
     for type_ in NUMERIC_TYPES:
         width = _WIDTH[type_]
         if len(registers) < width:

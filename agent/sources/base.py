@@ -1,34 +1,24 @@
-"""What every driver looks like to the scheduler."""
+"""What every driver looks like to generic code: its Source, its errors, and its entry in the table.
+
+A driver is one package under agent/sources/<name>/ (its link config, counters, transport and
+Source); its profile model is roadpulse.profiles.<name> (the simulator reads it too). The
+package's `DRIVER` describes it to the runner, the tools and the scheduler, which never look
+at a profile's type.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from roadpulse.wire import Quality
 
+if TYPE_CHECKING:
+    from agent.catalog import DeviceEntry
+    from agent.config import AgentConfig
+
 Value = int | float | bool | str | None
-
-# Each driver's counters, by stable names (health metrics are named after them). Counted since start.
-MODBUS_COUNTERS: tuple[str, ...] = (
-    "modbus_requests",      # attempts sent, retries included
-    "modbus_retries",       # attempts that repeated a failed one
-    "modbus_timeouts",      # attempts without any answer
-    "modbus_garbled",       # answers that were no valid frame (bad CRC, garbage, wrong length)
-    "modbus_exceptions",    # exception answers (0x01-0x0B)
-    "modbus_link_errors",   # attempts that found the port or connection down
-)
-SERIAL_ASCII_COUNTERS: tuple[str, ...] = (
-    "frames_received",      # frames cut from the byte stream
-    "frames_parsed",        # frames whose fields all parsed
-    "frames_partial",       # frames with some fields that did not parse (those are reported bad)
-    "frames_unmatched",     # frames without any field of the profile
-    "frames_garbage",       # not ASCII, control characters, no '$' (NMEA)
-    "frames_overlong",      # longer than max_length, dropped
-    "frames_checksum",      # NMEA checksum missing or wrong
-    "frames_parse",         # frames whose layout did not parse (no key=value items, pattern mismatch)
-)
-
 
 class DeviceError(Exception):
     """The device could not be read at all (timeout, link down, exception answer).
@@ -77,3 +67,25 @@ class Source(Protocol):
     async def read(self) -> list[SourceReading]: ...
 
     async def close(self) -> None: ...
+
+
+class SharedLine(Protocol):
+    """A link several devices of one driver take turns on (an RS-485 bus); closed by its owner."""
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Driver:
+    """One driver as generic code sees it. Importing a driver package imports no device library:
+    `create` does, so a gateway without pymodbus still runs its serial ASCII devices."""
+
+    name: str
+    # The stable names of DeviceStats.driver_counters for its devices (health metrics are named after them).
+    counters: tuple[str, ...]
+    # Build the Source of one configured device, on the shared line its config names (or None).
+    create: Callable[[DeviceEntry, SharedLine | None], Source]
+    # The shared lines of an agent config this driver serves, by id (`[[buses]]` for Modbus).
+    shared_lines: Callable[[AgentConfig], Mapping[str, SharedLine]]
+    # The shared line a device is on (its id), or None for a device with a link of its own.
+    line_of: Callable[[DeviceEntry], str | None]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from agent.profiles import ModbusProfile, load_profile
+from roadpulse.profiles import ModbusProfile, load_profile
 
 PROFILES = Path(__file__).parent / "profiles"
 
@@ -27,10 +27,16 @@ OTHER_WORDS: dict[str, list[int]] = {
     "door_open": [1],
     "temp": [0xFF9C],  # -100 -> -10.0 degC
     "humidity": [65535],  # invalid sentinel
+    # Telegraf's modbus test words: 0x18 0x0D (UINT8L 13, UINT8H 24), 0x98 0x8D (INT8L -115, INT8H -104),
+    # 0xB8 0x14 (FLOAT16 -0.509765625), and the same bytes swapped for byte order BA.
+    "uint8_low": [0x180D], "uint8_high": [0x180D], "int8_low": [0x988D], "int8_high": [0x988D],
+    "int8_high_BADC": [0x8D98], "float16_ABCD": [0xB814], "float16_BADC": [0x14B8],
 }
 OTHER_VALUES: dict[str, object] = {
     "text": "K123+400", "text_swapped": "K123+400", "status_bit3": True, "door_open": True,
     "temp": -10.0, "humidity": None, "relay": True, "alarm": True, "flow_in": 42,
+    "uint8_low": 13, "uint8_high": 24, "int8_low": -115, "int8_high": -104, "int8_high_BADC": -104,
+    "float16_ABCD": -0.509765625, "float16_BADC": -0.509765625,
 }
 
 

@@ -7,11 +7,11 @@ from collections import Counter
 
 import pytest
 
-from agent.bus import SerialBus
 from agent.codec.planning import Kind
 from agent.config import Bus, Device, SerialLink
 from agent.sources.base import DeviceError
-from agent.sources.modbus import read_with_retries, request_timing
+from agent.sources.modbus.bus import SerialBus
+from agent.sources.modbus.source import read_with_retries, request_timing
 
 DEAD = 2
 

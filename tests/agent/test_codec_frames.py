@@ -12,7 +12,7 @@ from agent.codec.frames import (
     parse_keyvalue,
     parse_nmea,
 )
-from agent.profiles import FrameField, Framing
+from roadpulse.profiles import FrameField, Framing
 
 WXT = (
     "0R0,Dn=000#,Dm=106#,Dx=182#,Sn=1.1#,Sm=4.0#,Sx=6.6#,Ta=16.0C,Ua=50.0P,Pa=1018.1H,Rc=0.00M,"

@@ -144,3 +144,75 @@ def test_plausible_decodings_show_every_width_and_order() -> None:
     kinds = {(t, o) for t, o, _ in rows}
     assert ("float64", "HGFEDCBA") in kinds
     assert ("uint16", "BADC") in kinds
+
+
+# 8-bit halves and half floats, from Telegraf's modbus tests (plugins/inputs/modbus/
+# configuration_register_test.go): the two bytes as written to the server, the type and byte order
+# Telegraf names, what it reads. Telegraf's AB/BA are our ABCD/BADC (and CDAB/DCBA on one register).
+TELEGRAF_16 = [
+    # (wire bytes, type, byte, Telegraf byte order, value)
+    (b"\x18\x0d", "uint8", "low", "AB", 13),
+    (b"\x18\x0d", "uint8", "high", "AB", 24),
+    (b"\x98\x8d", "int8", "low", "AB", -115),
+    (b"\x98\x8d", "int8", "high", "AB", -104),
+    (b"\x98\xf8", "int8", "low", "AB", -8),
+    (b"\xfd\x8d", "int8", "high", "AB", -3),
+    (b"\xb8\x14", "float16", None, "AB", -0.509765625),
+    (b"\x14\xb8", "float16", None, "BA", -0.509765625),
+]
+SAME_SWAPS = {"AB": ("ABCD", "CDAB", "ABCDEFGH", "GHEFCDAB"), "BA": ("BADC", "DCBA", "BADCFEHG", "HGFEDCBA")}
+
+
+@pytest.mark.parametrize(("wire", "type_", "byte", "telegraf_order", "value"), TELEGRAF_16)
+def test_8_and_16_bit_types_match_telegraf(wire: bytes, type_: str, byte: str | None, telegraf_order: str,
+                                           value: float) -> None:
+    register = int.from_bytes(wire, "big")
+    for order in SAME_SWAPS[telegraf_order]:
+        assert decode([register], type_, order, byte=byte) == value, order
+        assert register_count(type_) == 1
+
+
+@pytest.mark.parametrize("order", ALL_ORDERS)
+@pytest.mark.parametrize(("type_", "byte", "value"), [
+    ("uint8", "high", 0), ("uint8", "high", 255), ("uint8", "low", 200), ("int8", "high", -128), ("int8", "low", 127),
+    ("int8", "low", -1),
+])
+def test_8_bit_types_in_every_order(type_: str, byte: str, value: int, order: str) -> None:
+    # The byte sits where the order puts it: high first on the wire unless the order swaps bytes.
+    part = value & 0xFF
+    swapped = order[0] in "BDH"
+    first_on_wire = (byte == "high") != swapped
+    wire = [part << 8 if first_on_wire else part]
+    assert decode(wire, type_, order, byte=byte) == value
+    assert encode(value, type_, order, byte=byte) == wire
+    # The other byte is not this value's.
+    assert decode([wire[0] | (0x5A if first_on_wire else 0x5A00)], type_, order, byte=byte) == value
+
+
+@pytest.mark.parametrize("order", ALL_ORDERS)
+@pytest.mark.parametrize("value", [0.0, -0.509765625, 65504.0, 6.103515625e-05, -2.0, 1.0 / 3.0])
+def test_float16_in_every_order(value: float, order: str) -> None:
+    wire = _wire(struct.pack(">e", value), order)
+    assert decode(wire, "float16", order) == struct.unpack(">e", struct.pack(">e", value))[0]
+    assert encode(decode(wire, "float16", order), "float16", order) == wire
+
+
+def test_float16_nan_and_infinity_are_invalid() -> None:
+    for word in (0x7C00, 0xFC00, 0x7E00):
+        assert apply_point(decode([word], "float16")).reason == "invalid"
+
+
+def test_8_bit_types_need_their_byte() -> None:
+    with pytest.raises(DecodeError):
+        decode([0x1234], "uint8")
+    with pytest.raises(DecodeError):
+        encode(300, "uint8", byte="low")
+
+
+def test_plausible_decodings_show_both_bytes_and_half_floats() -> None:
+    rows = plausible_decodings([0x988D, 0xB814])
+    assert ("int8", "high", -104) in rows
+    assert ("int8", "low", -115) in rows
+    assert ("uint8", "high", 0x98) in rows
+    assert ("uint8", "low", 0x8D) in rows
+    assert ("float16", "BADC", struct.unpack(">e", b"\x8d\x98")[0]) in rows

@@ -15,13 +15,13 @@ import pytest
 from known_registers import PROFILES
 from modbus_peers import FakeSlave, RtuPeer
 
-from agent.bus import SerialBus
 from agent.catalog import DeviceEntry
 from agent.config import Bus, Device, SerialLink
-from agent.profiles import ModbusProfile, SerialProfile, load_profile
 from agent.sources import create_source
 from agent.sources.base import DeviceError, LinkError, Source
+from agent.sources.modbus.bus import SerialBus
 from roadpulse.backoff import Backoff
+from roadpulse.profiles import ModbusProfile, SerialProfile, load_profile
 
 pytestmark = pytest.mark.slow
 

@@ -11,14 +11,14 @@ import pytest
 from known_registers import PROFILES
 from modbus_peers import FakeSlave, RtuPeer
 
-from agent.bus import SerialBus
 from agent.catalog import DeviceEntry
 from agent.config import Bus, Device, SerialLink
-from agent.profiles import ModbusProfile, load_profile
 from agent.schedule import DeviceStats, poll_forever
 from agent.sources import create_source
 from agent.sources.base import DeviceError, LinkError, Source, SourceReading
-from agent.sources.modbus import ModbusSource
+from agent.sources.modbus.bus import SerialBus
+from agent.sources.modbus.source import ModbusSource
+from roadpulse.profiles import ModbusProfile, load_profile
 from roadpulse.wire import Quality, Reading
 
 pytestmark = pytest.mark.slow
@@ -188,7 +188,7 @@ def test_a_dead_slave_delays_healthy_polls_by_at_most_its_timeout() -> None:
             async with asyncio.TaskGroup() as tg:
                 # The dead slave's poll is created first, so its first attempt holds the line when the others start.
                 tasks = [tg.create_task(poll_forever(DeviceEntry(devices[u], profile, {"humidity": 0, "air_temp": 1}),
-                                                     sources[u], emitter(u), bus_lock=None, stats=stats[u]),
+                                                     sources[u], emitter(u), stats=stats[u]),
                                         name=f"poll[{devices[u].id}]") for u in devices]
                 await asyncio.sleep(2.0)
                 for task in tasks:

@@ -72,7 +72,7 @@ def test_missing_unit_is_a_device_error_not_a_crash() -> None:
 
 
 def test_dropped_link_is_logged_once_and_recovers(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="agent.modbus_adapter")
+    caplog.set_level(logging.INFO, logger="agent.sources.modbus.link")
 
     async def main() -> None:
         port = free_port()
@@ -109,8 +109,8 @@ def test_dropped_link_is_logged_once_and_recovers(caplog: pytest.LogCaptureFixtu
 
 @pytest.mark.parametrize("transport", ["tcp", "rtu-over-tcp"])
 def test_gateway_bus_shares_one_connection_between_units(transport: str) -> None:
-    from agent.bus import build_buses
     from agent.config import AgentConfig
+    from agent.sources.modbus.bus import build_buses
 
     async def main() -> None:
         async with tcp_server({1: _context(), 7: _context()}, rtu_framing=transport != "tcp") as port:
@@ -120,7 +120,7 @@ def test_gateway_bus_shares_one_connection_between_units(transport: str) -> None
                            "timeout_s": 0.5, "retries": 0}],
                 "devices": [{"id": f"plc{u}", "profile": "all_types", "bus": "gw", "unit": u} for u in (1, 7)],
             })
-            buses = build_buses(config)
+            buses = build_buses(config.buses)
             profile = all_types_profile()
             sources = [create_source(DeviceEntry(d, profile, {}), bus=buses["gw"]) for d in config.devices]
             try:

@@ -9,9 +9,9 @@ from pydantic import ValidationError
 
 from agent.codec.frames import frame_parser
 from agent.codec.planning import plan_reads
-from agent.profiles import PROFILES_DIR, ModbusProfile, load_profile
-from agent.sources.modbus import span_of
+from agent.sources.modbus.source import span_of
 from roadpulse.configfile import ConfigError
+from roadpulse.profiles import PROFILES_DIR, ModbusProfile, load_profile
 
 TEST_PROFILES = Path(__file__).parent / "profiles"
 ALL = sorted([*PROFILES_DIR.glob("*.toml"), *TEST_PROFILES.glob("*.toml")])
@@ -75,3 +75,41 @@ def test_roadpulse_measurements_are_reserved(name: str, ok: bool) -> None:
     else:
         with pytest.raises(ValidationError, match="reserved"):
             ModbusProfile.model_validate(data)
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "words"),
+    [
+        ('parser = "nmea"\n[[fields]]\nname = "p"\nkey = "XDR.6"\nunit = "hPa"\n', "fields[0].key",
+         "never by position"),
+        ('parser = "nmea"\n[[fields]]\nname = "p"\nkey = "XDR"\nunit = "hPa"\n', "fields[0].transducer", "transducer"),
+        ('parser = "nmea"\n[[fields]]\nname = "p"\nkey = "XDR"\ntransducer = "C"\ntransducer_name = "0"\n'
+         'unit = "hPa"\n', "fields[0].unit", "temperature"),
+        ('parser = "nmea"\n[[fields]]\nname = "w"\nkey = "MWV.3"\nunit = "m/s"\n', "fields[0].reference", "'T'"),
+        ('parser = "nmea"\n[[fields]]\nname = "w"\nkey = "MWV.3"\nreference = "T"\nunit = "°C"\n', "fields[0].unit",
+         "speed"),
+        ('parser = "nmea"\n[[fields]]\nname = "w"\nkey = "ZDA.1"\nreference = "T"\n', "fields[0].reference", "MWV"),
+        ('parser = "keyvalue"\n[[fields]]\nname = "t"\nkey = "Ta"\nunit = "°C"\ndevice_unit = "K"\n',
+         "fields[0].device_unit", "temperature"),
+        ('parser = "keyvalue"\n[[fields]]\nname = "t"\nkey = "Ta"\nunit_key = "Tu"\n', "fields[0].unit_key", "letter"),
+    ],
+)
+def test_serial_fields_declare_what_they_are(tmp_path: Path, body: str, key: str, words: str) -> None:
+    (tmp_path / "bad.toml").write_text(f'driver = "serial_ascii"\nname = "bad"\nmeasurement = "m"\n{body}')
+    with pytest.raises(ConfigError) as info:
+        load_profile("bad", [tmp_path])
+    assert [k for k, _ in info.value.problems] == [key], info.value.problems
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [('type = "int8"\n', "byte"), ('type = "uint16"\nbyte = "low"\n', "only for"), ('type = "uint8"\nbyte = "mid"\n',
+                                                                                     "high")],
+)
+def test_8_bit_registers_name_their_byte(tmp_path: Path, body: str, words: str) -> None:
+    (tmp_path / "bad.toml").write_text(
+        f'driver = "modbus"\nname = "bad"\nmeasurement = "m"\n[[registers]]\nname = "a"\naddress = 0\n{body}')
+    with pytest.raises(ConfigError) as info:
+        load_profile("bad", [tmp_path])
+    assert words in str(info.value)

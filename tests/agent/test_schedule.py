@@ -10,9 +10,9 @@ import pytest
 
 from agent.catalog import DeviceEntry
 from agent.config import Device, TcpLink
-from agent.profiles import ModbusProfile, Register
 from agent.schedule import DeviceStats, PollClock, ReportFilter, poll_forever
 from agent.sources.base import DeviceError, SourceReading
+from roadpulse.profiles import ModbusProfile, Register
 from roadpulse.wire import Quality, Reading
 
 
@@ -123,7 +123,7 @@ async def _poll_with_failures(caplog: pytest.LogCaptureFixture) -> None:
 
     stats = DeviceStats()
     caplog.set_level(logging.INFO, logger="agent.schedule")
-    task = asyncio.create_task(poll_forever(_entry(), source, emit, bus_lock=None, stats=stats))
+    task = asyncio.create_task(poll_forever(_entry(), source, emit, stats=stats))
     await asyncio.wait_for(source.done.wait(), 5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -153,7 +153,7 @@ async def _slow_poll() -> None:
     async def emit(readings: list[Reading]) -> None:
         return None
 
-    task = asyncio.create_task(poll_forever(_entry(0.02), source, emit, bus_lock=None, stats=stats))
+    task = asyncio.create_task(poll_forever(_entry(0.02), source, emit, stats=stats))
     await asyncio.sleep(0.4)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

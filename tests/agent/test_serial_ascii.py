@@ -13,10 +13,11 @@ from known_registers import PROFILES
 
 from agent.catalog import DeviceEntry
 from agent.config import Device, SerialLink
-from agent.profiles import SerialProfile, load_profile
 from agent.sources import create_source
-from agent.sources.base import SERIAL_ASCII_COUNTERS, DeviceError, LinkError
-from agent.sources.serial_ascii import SerialAsciiSource
+from agent.sources.base import DeviceError, LinkError
+from agent.sources.serial_ascii import COUNTERS as SERIAL_ASCII_COUNTERS
+from agent.sources.serial_ascii.source import SerialAsciiSource
+from roadpulse.profiles import SerialProfile, load_profile
 from roadpulse.wire import Quality
 
 pytestmark = pytest.mark.slow

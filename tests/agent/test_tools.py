@@ -87,6 +87,8 @@ def test_probe_every_type_and_order_as_json(server_port: int, capsys: pytest.Cap
             argv += ["--count", str(reg.length)]
         if reg.bit is not None:
             argv += ["--bit", str(reg.bit)]
+        if reg.byte is not None:
+            argv += ["--byte", reg.byte]
         code, out = run(argv, capsys)
         assert code == 0, reg.name
         value = json.loads(out)["value"]
@@ -329,3 +331,37 @@ def test_output_into_a_closed_pipe_exits_quietly(server_port: int, as_json: bool
         os.close(write_end)
     assert done.stderr == ""
     assert done.returncode == 141
+
+
+def test_probe_serial_shows_the_unit_sent_beside_the_unit_expected(capsys: pytest.CaptureFixture[str]) -> None:
+    """A WXT a site engineer set to °F, bar and knots: converted, and the probe says so per field."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    stop = threading.Event()
+
+    def vaisala() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                if os.read(master, 64).startswith(b"0R0"):
+                    os.write(master, b"0R0,Sm=13.4N,Ta=74.6F,Ua=14.2X,Pa=1.0133B\r\n")
+
+    thread = threading.Thread(target=vaisala, daemon=True)
+    thread.start()
+    try:
+        code, out = run(["probe", "serial", "--serial", os.ttyname(slave), "--profile", "wxt_ascii",
+                         "--duration", "0.6", "--every", "0.5", "--json"], capsys)
+    finally:
+        stop.set()
+        os.close(slave)
+        os.close(master)
+        thread.join(timeout=2)
+    assert code == 0
+    [row, *_] = [json.loads(line) for line in out.splitlines() if json.loads(line).get("values")]
+    assert row["values"]["air_temp"] == pytest.approx((74.6 - 32) * 5 / 9)
+    assert row["values"]["pressure"] == pytest.approx(1013.3)
+    assert row["values"]["wind_speed"] == pytest.approx(13.4 * 1852 / 3600)
+    assert row["bad"] == {"rh": "unit:X"}
+    assert row["units"] == {
+        "wind_speed": {"sent": "kn", "expected": "m/s (M)"}, "air_temp": {"sent": "°F", "expected": "°C (C)"},
+        "rh": {"sent": "X", "expected": "% (P)"}, "pressure": {"sent": "bar", "expected": "hPa (H)"},
+    }

@@ -51,7 +51,7 @@ def test_poll_queue_publish_with_birth_rebirth_health_and_clean_death(tmp_path: 
         births = [b for b, _retained in sub.births]
         assert [b.boot for b in births] == [agent.boot, agent.boot]
         assert births[1].seq >= births[0].seq
-        assert agent.publish_stats.rebirths == 1
+        assert agent.stats.rebirths == 1
         assert [d.clean for d in sub.deaths] == [True]
         seqs = sorted(seq for boot, seq in sub.message_keys() if boot == agent.boot)
         assert seqs == list(range(len(seqs)))
@@ -68,7 +68,7 @@ def test_retained_birth_reaches_a_late_subscriber(tmp_path: Path, mosquitto: Mos
     late: list[Subscriber] = []
 
     def script() -> None:
-        assert wait_for(lambda: agent.publish_stats.births >= 1, 5)
+        assert wait_for(lambda: agent.stats.births >= 1, 5)
         late.append(Subscriber(mosquitto.host, mosquitto.port, client_id="late").start())
         assert wait_for(lambda: bool(late[0].births), 5)
 

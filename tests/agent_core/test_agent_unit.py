@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-import agent.run as run_module
+import agent.intake as intake_module
 from agent.clock import BUILD_DATE_MS
 from agent.config import load_agent_config
 from agent.health import ProcessSampler
+from agent.outbox import Outbox
 from agent.queue import MemoryQueue, Record
 from agent.run import Agent
 from roadpulse.wire import Birth, DataBatch, Reading, TimeFlag, decode
@@ -22,16 +23,21 @@ T = BUILD_DATE_MS + 86_400_000
 def agent(tmp_path: Path) -> Agent:
     path = write_config(tmp_path, "mqtt://127.0.0.1:1")
     a = Agent(load_agent_config(path), path)
-    a._queue = MemoryQueue(max_bytes=1 << 20)
+    a.attach(MemoryQueue(max_bytes=1 << 20))
     return a
 
 
+def _outbox(a: Agent) -> Outbox:
+    assert a.outbox is not None
+    return a.outbox
+
+
 def _queued(a: Agent) -> list[tuple[Record, DataBatch]]:
-    assert a._queue is not None
-    tx = a._queue.begin(100)
+    assert a.outbox is not None
+    tx = a.outbox.queue.begin(100)
     out = []
     for record in tx.records:
-        batch = decode(a._prepare(record, False))
+        batch = decode(a.outbox.payload(record, replay=False))
         assert isinstance(batch, DataBatch)
         out.append((record, batch))
     return out
@@ -39,18 +45,19 @@ def _queued(a: Agent) -> list[tuple[Record, DataBatch]]:
 
 def test_readings_taken_before_an_ntp_step_are_corrected(agent: Agent, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = {"wall": 10_000, "mono": 10_000}
-    monkeypatch.setattr(run_module, "_wall_ms", lambda: clock["wall"])
-    monkeypatch.setattr(run_module, "_mono_ms", lambda: clock["mono"])
+    monkeypatch.setattr(intake_module, "_wall_ms", lambda: clock["wall"])
+    monkeypatch.setattr(intake_module, "_mono_ms", lambda: clock["mono"])
     taken: list[Reading] = []
-    agent._on_taken = taken.extend
+    intake = agent.attach(MemoryQueue(max_bytes=1 << 20))
+    intake._on_taken = taken.extend
     # Booted in 1970: readings are kept, flagged unsynced and suspect.
-    agent.take([Reading(0, 10_000, 1), Reading(1, 10_000, 2)])
-    agent.commit()
+    intake.take([Reading(0, 10_000, 1), Reading(1, 10_000, 2)])
+    intake.commit()
     # NTP steps the clock to the real time 5 s (monotonic) later.
     clock.update(wall=T, mono=15_000)
-    agent.take([Reading(0, T, 3)])
-    agent._seal_all()
-    agent.commit()
+    intake.take([Reading(0, T, 3)])
+    intake.seal_all()
+    intake.commit()
     batches = [b for _, b in _queued(agent)]
     assert len(taken) == 3
     assert [(b.time_flags, [r.ts_ms for r in b.readings]) for b in batches] == [
@@ -61,7 +68,7 @@ def test_readings_taken_before_an_ntp_step_are_corrected(agent: Agent, monkeypat
 
 
 def test_birth_describes_devices_and_health_metrics(agent: Agent) -> None:
-    birth = decode(agent._birth_payload())
+    birth = decode(_outbox(agent).birth())
     assert isinstance(birth, Birth)
     assert birth.boot == agent.boot
     assert birth.seq == 0
@@ -75,7 +82,7 @@ def test_birth_describes_devices_and_health_metrics(agent: Agent) -> None:
 
 
 def test_health_envelope_decodes_against_the_birth(agent: Agent, tmp_path: Path) -> None:
-    birth = decode(agent._birth_payload())
+    birth = decode(_outbox(agent).birth())
     assert isinstance(birth, Birth)
     health = decode(agent.health_payload(ProcessSampler(tmp_path)))
     assert isinstance(health, DataBatch)
@@ -93,7 +100,7 @@ def test_health_reports_poll_errors_per_device(agent: Agent, tmp_path: Path) -> 
     from agent.schedule import DeviceStats
 
     agent.stats.devices["dev1"] = DeviceStats(polls=10, errors=3)
-    birth = decode(agent._birth_payload())
+    birth = decode(_outbox(agent).birth())
     assert isinstance(birth, Birth)
     names = {m.alias: m for m in birth.metrics}
     health = decode(agent.health_payload(ProcessSampler(tmp_path)))
@@ -108,11 +115,11 @@ def test_kernel_clock_check_flags_readings_unsynced(tmp_path: Path, monkeypatch:
     text = path.read_text().replace("health_interval_s = 0.5", 'health_interval_s = 0.5\nclock_sync_check = "kernel"')
     path.write_text(text)
     a = Agent(load_agent_config(path), path)
-    a._queue = MemoryQueue(max_bytes=1 << 20)
-    monkeypatch.setattr(run_module, "kernel_clock_synchronised", lambda: False)
-    now = run_module._wall_ms()
-    a.take([Reading(0, now, 1)])
-    a._seal_all()
-    a.commit()
+    intake = a.attach(MemoryQueue(max_bytes=1 << 20))
+    monkeypatch.setattr(intake_module, "kernel_clock_synchronised", lambda: False)
+    now = intake_module._wall_ms()
+    intake.take([Reading(0, now, 1)])
+    intake.seal_all()
+    intake.commit()
     [(_, batch)] = _queued(a)
     assert batch.time_flags == TimeFlag.UNSYNCED

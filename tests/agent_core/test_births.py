@@ -76,15 +76,16 @@ def test_births_left_from_a_wiped_queue_are_dropped(tmp_path: Path) -> None:
 def test_the_agent_stores_its_birth_before_its_first_batch(tmp_path: Path) -> None:
     path = write_config(tmp_path, "mqtt://127.0.0.1:1")
     agent = Agent(load_agent_config(path), path)
-    agent._queue = MemoryQueue(max_bytes=1 << 20)
-    agent._births = BirthStore.open(tmp_path / "births")
-    agent.take([Reading(0, 1_800_000_000_000, 1)])
-    assert agent._births.boots == []
-    agent._seal_all()
-    assert agent._births.boots == [agent.boot]
-    stored = decode(agent._births.load(agent.boot) or b"")
+    births = BirthStore.open(tmp_path / "births")
+    intake = agent.attach(MemoryQueue(max_bytes=1 << 20), births)
+    assert agent.outbox is not None
+    intake.take([Reading(0, 1_800_000_000_000, 1)])
+    assert births.boots == []
+    intake.seal_all()
+    assert births.boots == [agent.boot]
+    stored = decode(births.load(agent.boot) or b"")
     assert isinstance(stored, Birth)
     assert stored.boot == agent.boot
     assert {m.alias for m in stored.metrics} >= {0}
     # This boot's records are never announced with a birth of their own: the retained birth covers them.
-    assert agent._earlier_birth(agent.boot) is None
+    assert agent.outbox.earlier_birth(agent.boot) is None

@@ -46,7 +46,7 @@ def _boot_a_offline(tmp_path: Path, broker: Mosquitto) -> tuple[Agent, list[Read
     taken: list[Reading] = []
     agent = Agent(load_agent_config(path), path, on_taken=taken.extend, source_factory=fake_factory)
     asyncio.run(run_agent_while(agent, lambda: wait_for(lambda: agent.stats.readings_taken >= 120, 10) and None))
-    assert agent.publish_stats.births == 0
+    assert agent.stats.births == 0
     assert queued_keys(agent.data_dir / "queue") == _keys(agent, taken)
     assert BirthStore.open(agent.data_dir / "births").boots == [agent.boot]
     return agent, taken
@@ -90,7 +90,7 @@ def test_backlog_of_an_earlier_boot_arrives_after_that_boots_birth(tmp_path: Pat
     assert births_a
     assert not any(retained for _, retained in births_a)
     assert arrivals.index(("birth", agent_a.boot)) < arrivals.index(("data", agent_a.boot))
-    assert agent_b.publish_stats.earlier_births == 1
+    assert agent_b.stats.earlier_births == 1
     # Boot B's birth went out retained.
     assert any(retained for b, retained in births if b.boot == agent_b.boot)
     # Every reading decodes with the birth of its boot, to what its agent meant by the alias.
@@ -148,6 +148,6 @@ def test_rebirth_naming_a_boot_gets_that_boots_birth(tmp_path: Path, mosquitto: 
         sub.stop()
     assert births_of(agent_a.boot) == [False, False]
     assert births_of(agent_b.boot) == [True, True, True]
-    assert agent_b.publish_stats.rebirths == 3
+    assert agent_b.stats.rebirths == 3
     # Boot A's backlog was not through yet: its birth is still stored for the next start.
     assert agent_a.boot in BirthStore.open(agent_b.data_dir / "births").boots

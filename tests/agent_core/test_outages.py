@@ -87,7 +87,7 @@ def test_broker_down_then_back(tmp_path: Path, broker: Mosquitto, subscriber: Su
         time.sleep(2.5 if mode == "outage" else 0.1)
         broker.start()
         stamps["started"] = time.time_ns() // 1_000_000
-        assert wait_for(lambda: agent.publish_stats.connected and agent.stats.queue_readings < 40, 15)
+        assert wait_for(lambda: agent.stats.connected and agent.stats.queue_readings < 40, 15)
         time.sleep(1.0)
 
     asyncio.run(_agent_with(agent, script))
@@ -99,7 +99,7 @@ def test_broker_down_then_back(tmp_path: Path, broker: Mosquitto, subscriber: Su
     assert ok, (len(expected), len(subscriber.unique_readings()), missing[:3], stamps)
     assert agent.stats.readings_evicted == 0
     assert agent.stats.reconnects >= 1
-    assert agent.publish_stats.messages_replayed > 0 or mode == "restart"
+    assert agent.stats.messages_replayed > 0 or mode == "restart"
     _assert_duplicates_recognisable(subscriber)
     # A birth (retained) after every connect; the first death came from the broker... or not at all
     # for a clean broker stop, since a will is only sent when the *client* vanishes.
@@ -171,7 +171,7 @@ def test_queue_full_evicts_oldest_with_an_exact_count(tmp_path: Path, broker: Mo
     def script() -> None:
         assert wait_for(lambda: agent.stats.readings_evicted > 500, 30)
         broker.start()
-        assert wait_for(lambda: agent.publish_stats.connected and agent.stats.queue_readings < 60, 20)
+        assert wait_for(lambda: agent.stats.connected and agent.stats.queue_readings < 60, 20)
         time.sleep(0.5)
 
     asyncio.run(_agent_with(agent, script))

@@ -4,18 +4,55 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from agent.config import MqttConfig
 from agent.publisher import Publisher
-from agent.queue import MemoryQueue, Record
+from agent.queue import MemoryQueue, Record, Tx
 from roadpulse.services import Mosquitto
 from roadpulse.wire import DataBatch, Reading, Topics, encode_data
 from tests.agent_core.helpers import Subscriber, wait_for
 
 pytestmark = pytest.mark.slow
+
+
+class QueueOutbox:
+    """The publisher's side of the hand-off over a bare queue: records go out as stored."""
+
+    def __init__(self, queue: MemoryQueue, on_acked: Callable[[Record], object]) -> None:
+        self.queue = queue
+        self.on_acked = on_acked
+
+    @property
+    def next_id(self) -> int:
+        return self.queue.next_id
+
+    def begin(self, *, start: int = 0, stop: int | None = None) -> Tx:
+        return self.queue.begin(1, start=start, stop=stop)
+
+    def end(self, tx: Tx, *, acked: bool) -> None:
+        self.queue.end(tx, acked=acked)
+        if acked:
+            for record in tx.records:
+                self.on_acked(record)
+
+    def payload(self, record: Record, *, replay: bool) -> bytes:
+        return record.payload
+
+    def birth(self) -> bytes:
+        return b"\x80"
+
+    def death(self, clean: bool) -> bytes:
+        return b"\x80"
+
+    def boot_of(self, record: Record) -> str | None:
+        return None
+
+    def earlier_birth(self, boot: str) -> bytes | None:
+        return None
 
 
 def _payload(seq: int) -> bytes:
@@ -33,10 +70,8 @@ def test_live_first_and_rate_limited_replay(tmp_path: Path, mosquitto: Mosquitto
     async def main() -> None:
         stop = asyncio.Event()
         publisher = Publisher(
-            MqttConfig(url=mosquitto.url, reconnect_max_s=0.5), Topics("gw-pub"), queue,
-            birth=lambda: b"\x80", death=lambda clean: b"\x80",
-            prepare=lambda record, replay: record.payload,
-            on_acked=lambda record: arrivals.append((record.id, time.monotonic())),
+            MqttConfig(url=mosquitto.url, reconnect_max_s=0.5), Topics("gw-pub"),
+            QueueOutbox(queue, lambda record: arrivals.append((record.id, time.monotonic()))),
             replay_per_s=10.0,
         )
 
@@ -81,9 +116,8 @@ def test_records_stay_queued_while_the_broker_is_down(tmp_path: Path, mosquitto:
     async def main() -> None:
         stop = asyncio.Event()
         publisher = Publisher(
-            MqttConfig(url=mosquitto.url, reconnect_max_s=0.3), Topics("gw-pub"), queue,
-            birth=lambda: b"\x80", death=lambda clean: b"\x80",
-            prepare=lambda record, replay: record.payload, on_acked=acked.append, replay_per_s=100.0,
+            MqttConfig(url=mosquitto.url, reconnect_max_s=0.3), Topics("gw-pub"),
+            QueueOutbox(queue, acked.append), replay_per_s=100.0,
         )
 
         async def outage() -> None:

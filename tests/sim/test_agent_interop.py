@@ -15,11 +15,11 @@ import pytest
 from agent.catalog import DeviceEntry
 from agent.config import Bus as BusConfig
 from agent.config import Device, SerialLink, TcpLink
-from agent.profiles import load_profile
 from firmware_sim.clock import ManualClock
 from firmware_sim.runner import Endpoint, Simulator
 from firmware_sim.scenario import load_scenario
 from firmware_sim.truth import read_truth
+from roadpulse.profiles import load_profile
 from roadpulse.wire import Quality
 
 pytestmark = pytest.mark.slow
@@ -27,8 +27,8 @@ G60 = Path(__file__).resolve().parents[2] / "config" / "scenarios" / "g60-mounta
 
 
 def _source(ep: Endpoint, buses: dict[str, Any]) -> Any:
-    from agent.bus import SerialBus
     from agent.sources import create_source
+    from agent.sources.modbus.bus import SerialBus
 
     profile = load_profile(ep.profile)
     if ep.protocol == "modbus-tcp":

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.profiles import PROFILES_DIR, ModbusProfile, load_profile
 from firmware_sim.device import build_devices
-from firmware_sim.frames import VAISALA_FORMAT, nmea_field, wind_sentences
+from firmware_sim.frames import VAISALA_FORMAT, nmea_reading, wind_sentences
 from firmware_sim.scenario import load_scenario
 from roadpulse.configfile import ConfigError
+from roadpulse.profiles import PROFILES_DIR, ModbusProfile, load_profile
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[2] / "config" / "scenarios").glob("*.toml"))
 SIM_PROFILES = [
@@ -48,7 +48,7 @@ def test_scenario_loads_and_every_profile_point_is_simulated(path: Path) -> None
                 assert {f.key for f in device.profile.fields} <= set(VAISALA_FORMAT)
             else:
                 sentences = wind_sentences("WI", values, device.clock(0))
-                assert all(nmea_field(sentences, f.key) is not None for f in device.profile.fields)
+                assert all(any(nmea_reading(s, f) is not None for s in sentences) for f in device.profile.fields)
         missing = [n for n in names if n not in values]
         assert not missing, f"{device.id}: profile points the model does not make: {missing}"
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.profiles import Register
+from agent.sources.modbus.source import decode_register
 from firmware_sim import frames, modbus, registers
+from roadpulse.profiles import Register
 
 
 @pytest.mark.parametrize(
@@ -120,3 +121,15 @@ def test_wind_sentences_carry_profile_keys() -> None:
     # No speed (warming up): both empty, status V.
     warming = frames.wind_sentences("WI", {"wind_dir": 90.0, "wind_speed": None}, 0)
     assert warming[0].startswith("$WIMWV,,T,,M,V*")
+
+
+@pytest.mark.parametrize("order", ["ABCD", "BADC", "CDAB", "DCBA"])
+@pytest.mark.parametrize(("type_", "byte", "value"), [
+    ("int8", "high", -104), ("int8", "low", 127), ("uint8", "high", 24), ("uint8", "low", 13),
+    ("float16", None, -0.509765625), ("float16", None, 1013.0), ("int16", None, -1234), ("uint16", None, 54321),
+])
+def test_one_register_types_as_the_agent_reads_them(type_: str, byte: str | None, value: float, order: str) -> None:
+    reg = Register(name="p", address=0, type=type_, byte=byte, order=order)  # type: ignore[arg-type]
+    words = registers.encode(value, reg)
+    assert len(words) == 1
+    assert decode_register(reg, words, 0).value == value

@@ -23,8 +23,7 @@ import pytest
 from agent.codec.frames import FieldValue, frame_parser
 from agent.codec.planning import Span, plan_reads
 from agent.codec.registers import register_count
-from agent.profiles import ModbusProfile, SerialProfile
-from agent.sources.modbus import decode_register
+from agent.sources.modbus.source import decode_register
 from firmware_sim import modbus
 from firmware_sim.clock import ManualClock
 from firmware_sim.device import SimDevice, build_devices
@@ -32,6 +31,7 @@ from firmware_sim.frames import nmea_answer, vaisala_answer
 from firmware_sim.runner import Simulator
 from firmware_sim.scenario import Scenario, load_scenario
 from firmware_sim.truth import read_truth
+from roadpulse.profiles import ModbusProfile, SerialProfile
 from roadpulse.wire import Quality
 
 from .conftest import build_scenario

@@ -259,7 +259,7 @@ def test_shipped_profiles_declare_decimals_the_codec_keeps() -> None:
 
     from agent.catalog import metric_decimals
     from agent.codec.registers import apply_point
-    from agent.profiles import PROFILES_DIR, ModbusProfile, load_profile
+    from roadpulse.profiles import PROFILES_DIR, ModbusProfile, load_profile
 
     rng = random.Random(3)
     scaled = {}

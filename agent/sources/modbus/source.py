@@ -18,11 +18,14 @@ from typing import Protocol
 
 from agent.codec.planning import Kind, ReadBlock, Span, plan_reads
 from agent.codec.registers import DecodeError, apply_point, decode, register_count
-from agent.config import Bus, Device
-from agent.modbus_adapter import ModbusLink
-from agent.profiles import ModbusProfile, Register
-from agent.sources.base import MODBUS_COUNTERS, DeviceError, LinkError, SourceReading
+from agent.config import Device
+from agent.sources.base import DeviceError, LinkError, SourceReading
+from agent.sources.modbus import COUNTERS as MODBUS_COUNTERS
+from agent.sources.modbus.bus import SerialBus
+from agent.sources.modbus.config import Bus
+from agent.sources.modbus.link import ModbusLink
 from roadpulse.backoff import Backoff
+from roadpulse.profiles import AnyProfile, ModbusProfile, Register
 from roadpulse.wire import Quality
 
 # Failures that say nothing about one request, only that the slave is unreachable:
@@ -106,7 +109,7 @@ def decode_register(reg: Register, words: Sequence[int] | Sequence[bool], ts_ms:
     if reg.kind in ("coil", "discrete"):
         return SourceReading(reg.name, bool(words[0]), ts_ms)
     try:
-        raw = decode([int(w) for w in words], reg.type, reg.order, bit=reg.bit)
+        raw = decode([int(w) for w in words], reg.type, reg.order, bit=reg.bit, byte=reg.byte)
     except DecodeError as err:
         return SourceReading(reg.name, None, ts_ms, Quality.BAD, f"decode: {err}")
     scaled = apply_point(raw, scale=reg.scale, offset=reg.offset, invalid=reg.invalid)
@@ -182,10 +185,12 @@ class ModbusSource:
         return [by_index[i] for i in range(len(self._spans))]
 
 
-def modbus_source_for(device: Device, profile: ModbusProfile, bus: SharedLine | None) -> ModbusSource:
+def modbus_source_for(device: Device, profile: AnyProfile, bus: object | None) -> ModbusSource:
     """Wire a device to its link: a shared bus, or a TCP link of its own."""
+    if not isinstance(profile, ModbusProfile):
+        raise ValueError(f"device {device.id!r}: profile {profile.name!r} is not a modbus profile")
     if device.bus is not None:
-        if bus is None:
+        if not isinstance(bus, SerialBus):
             raise ValueError(f"device {device.id!r} is on bus {device.bus!r}, but no bus was given")
         timeout_s, retries = request_timing(device, bus.config)
         return ModbusSource(device, profile, bus, timeout_s=timeout_s, retries=retries)

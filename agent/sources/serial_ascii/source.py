@@ -17,10 +17,12 @@ from collections import Counter
 import serial
 
 from agent.codec.frames import FieldValue, Framer, frame_parser
-from agent.config import Device, SerialLink
-from agent.profiles import SerialProfile
-from agent.sources.base import SERIAL_ASCII_COUNTERS, DeviceError, LinkError, SourceReading
+from agent.config import Device
+from agent.sources.base import DeviceError, LinkError, SourceReading
+from agent.sources.links import SerialLink
+from agent.sources.serial_ascii import COUNTERS as SERIAL_ASCII_COUNTERS
 from roadpulse.backoff import Backoff
+from roadpulse.profiles import AnyProfile, SerialProfile
 from roadpulse.wire import Quality
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,7 @@ class SerialAsciiSource:
         return self.framer.counters + self.parser.counters
 
     def driver_counters(self) -> dict[str, int]:
-        """The counters under their stable names (agent.sources.base.SERIAL_ASCII_COUNTERS)."""
+        """The counters under their stable names (agent.sources.serial_ascii.COUNTERS)."""
         seen = self.counters
         return {name: seen[name.removeprefix("frames_") if name != "frames_received" else "frames"]
                 for name in SERIAL_ASCII_COUNTERS}
@@ -171,8 +173,10 @@ class SerialAsciiSource:
         return readings
 
 
-def serial_source_for(device: Device, profile: SerialProfile, bus: object | None) -> SerialAsciiSource:
+def serial_source_for(device: Device, profile: AnyProfile, bus: object | None) -> SerialAsciiSource:
     """Build the source for one device; ASCII devices never share a bus."""
+    if not isinstance(profile, SerialProfile):
+        raise ValueError(f"device {device.id!r}: profile {profile.name!r} is not a serial_ascii profile")
     if bus is not None:
         raise ValueError(f"device {device.id!r}: serial_ascii devices have a port of their own, not a bus")
     return SerialAsciiSource(device, profile)

@@ -16,13 +16,12 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from agent.codec.planning import Kind
-from agent.config import AgentConfig
-from agent.config import Bus as BusConfig
-from agent.modbus_adapter import ModbusLink
+from agent.sources.modbus.config import Bus as BusConfig
+from agent.sources.modbus.link import ModbusLink
 
 
 class SerialBus:
@@ -127,6 +126,6 @@ def _link_of(config: BusConfig) -> ModbusLink:
                              stopbits=s.stopbits, timeout=config.timeout_s)
 
 
-def build_buses(config: AgentConfig) -> dict[str, SerialBus]:
+def build_buses(buses: Iterable[BusConfig]) -> dict[str, SerialBus]:
     """One SerialBus per [[buses]] entry; nothing is opened until the first request."""
-    return {bus.id: SerialBus(bus) for bus in config.buses}
+    return {bus.id: SerialBus(bus) for bus in buses}

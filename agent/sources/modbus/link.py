@@ -55,7 +55,7 @@ Trace = Callable[[bool, bytes], bytes]
 class ModbusLink:
     """One pymodbus client: a TCP connection or a serial port, possibly shared by several slaves.
 
-    Not safe for concurrent requests on a serial line: `agent.bus.SerialBus` serialises them.
+    Not safe for concurrent requests on a serial line: `agent.sources.modbus.bus.SerialBus` serialises them.
     """
 
     def __init__(
@@ -181,7 +181,7 @@ class ModbusLink:
         """One attempt to read registers (holding, input) or bits (coil, discrete) from one slave.
 
         `answer_timeout_s` (default: the link's `timeout`) bounds the wait for the answer. `retry` only
-        matters to a shared bus's queue (agent.bus.SerialBus); a link has no queue.
+        matters to a shared bus's queue (agent.sources.modbus.bus.SerialBus); a link has no queue.
         """
         del retry
         if not self.connected:
