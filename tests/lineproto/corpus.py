@@ -60,6 +60,8 @@ CASES: list[str] = [
     f"m,t\\=k=v\\=w f\\=k=1 {T}",
     f"m=x,t=1 f=1 {T}",
     f'm"q,t"k=v"w f"k=1 {T}',
+    f'm\u2028,t"k=v"w f"k="x\u2028" {T}',
+    f"m f=1 {T}\nm f=1,f=2i {T}\nm,t=1 g=1 {T}",  # one point's conflict refuses its whole shard
     f"m\\\\ f=1 {T}",
     f"m\\ f=1 {T}",
     f"m\\\\,t=1 f=1 {T}",

@@ -9,6 +9,7 @@ at a newline that is neither escaped nor inside a string value. Pure: bytes in, 
 
 from __future__ import annotations
 
+import codecs
 import itertools
 from dataclasses import dataclass
 
@@ -23,6 +24,15 @@ _DIGITS = frozenset(b"0123456789")
 _NUMERIC_START = frozenset(b"0123456789.-Nn")
 _BOOLEANS = {b"t": True, b"T": True, b"true": True, b"True": True, b"TRUE": True,
              b"f": False, b"F": False, b"false": False, b"False": False, b"FALSE": False}
+
+
+# Go (influxd's JSON answers) turns each byte of invalid UTF-8 into U+FFFD; Python's "replace"
+# turns a cut-short sequence into one.
+codecs.register_error("go-replace", lambda exc: ("\ufffd" * (exc.end - exc.start), exc.end))  # type: ignore[attr-defined]
+
+
+def go_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "go-replace")
 
 
 class ScanError(ValueError):
@@ -332,6 +342,8 @@ def _walk_fields(fields: bytes) -> list[tuple[bytes, bytes]]:
     i = 0
     while i < len(fields):
         key = scan_to(fields, i, EQ)
+        if i + len(key) > len(fields) - 2:  # no `=`, or nothing after it
+            raise ScanError(f"invalid value: field-key={key.decode('utf-8', 'replace')}")
         i += len(key) + 1
         start = i
         quoted = False
@@ -394,7 +406,7 @@ def unescape_string(raw: bytes) -> str:
             continue
         out.append(raw[i])
         i += 1
-    return out.decode("utf-8", "replace")
+    return go_text(bytes(out))
 
 
 def _split_key(key: bytes) -> tuple[bytes, tuple[tuple[bytes, bytes], ...]]:

@@ -17,10 +17,13 @@ from dataclasses import dataclass, field
 
 from tests.lineproto.influxd_rules import (
     HASH,
+    MAX_NANO,
+    MIN_NANO,
     PRECISIONS,
     FieldValue,
     RawPoint,
     ScanError,
+    go_text,
     parse_block,
     skip_whitespace,
     split_blocks,
@@ -62,8 +65,18 @@ def parse(body: str | bytes, *, strict: bool = False, precision: str = "ms", con
     """`conflicts`: when two points of one shard give a field two types, influxd refuses all
     that shard's points of the body (a fresh database is assumed); off, types are not compared."""
     buf = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    fast = _strict_fast(buf, precision) if strict else None
+    if fast is not None:
+        out = Parsed(blocks=len(fast))
+        refused = _conflicting_shards([(p, "", False) for p in fast], precision) if conflicts else set()
+        for fast_point in fast:
+            if _shard(fast_point, precision) in refused:
+                out.errors.append(LineError("", "field type conflict in its shard"))
+            else:
+                out.points.append(fast_point)
+        return out
     out = Parsed()
-    kept: list[tuple[Point, str]] = []
+    kept: list[tuple[Point, str, bool]] = []
     blocks = split_blocks(buf)
     for index, block in enumerate(blocks):
         text = block.decode("utf-8", "replace")
@@ -84,17 +97,20 @@ def parse(body: str | bytes, *, strict: bool = False, precision: str = "ms", con
             out.errors.append(LineError(text, str(exc)))
             continue
         if strict:
-            why = _strict_reason(block, precision)
-            if why is not None:
-                out.errors.append(LineError(text, f"strict: {why}"))
+            try:
+                strict_point = _strict_point(block.decode("utf-8"), precision)
+            except UnicodeDecodeError:
+                strict_point = "invalid UTF-8"
+            if isinstance(strict_point, str):
+                out.errors.append(LineError(text, f"strict: {strict_point}"))
                 continue
-        point, why = _store(raw)
+        point, why, conflict = _store(raw)
         if point is None:
             out.errors.append(LineError(text, why))
         else:
-            kept.append((point, text))
+            kept.append((point, text, conflict))
     refused = _conflicting_shards(kept, precision) if conflicts else set()
-    for point, text in kept:
+    for point, text, _ in kept:
         if _shard(point, precision) in refused:
             out.errors.append(LineError(text, "field type conflict in its shard"))
         else:
@@ -112,12 +128,15 @@ def _shard(point: Point, precision: str) -> int:
     return (nanos + _YEAR1_TO_EPOCH_NS) // _WEEK_NS
 
 
-def _conflicting_shards(kept: list[tuple[Point, str]], precision: str) -> set[int]:
-    """Shards whose points give one field two types: influxd refuses all of that shard's points."""
+def _conflicting_shards(kept: list[tuple[Point, str, bool]], precision: str) -> set[int]:
+    """Shards whose points give one field two types (in one point or two): influxd refuses
+    all of that shard's points of the body."""
     types: dict[tuple[int, str, str], str] = {}
     refused = set()
-    for point, _ in kept:
+    for point, _, conflict in kept:
         shard = _shard(point, precision)
+        if conflict:
+            refused.add(shard)
         for key in point.fields:
             if types.setdefault((shard, point.measurement, key), point.field_type(key)) != point.field_type(key):
                 refused.add(shard)
@@ -125,40 +144,42 @@ def _conflicting_shards(kept: list[tuple[Point, str]], precision: str) -> set[in
 
 
 def _name(raw: bytes) -> str:
-    return raw.decode("utf-8", "replace")
+    return go_text(raw)
 
 
-def _store(raw: RawPoint) -> tuple[Point | None, str]:
+def _store(raw: RawPoint) -> tuple[Point | None, str, bool]:
     """influxd's storage rules after parsing: a `time` tag drops the point, a `time` field is
     dropped (and the point with it when nothing else is left), an empty value stores nothing,
-    and a field given twice keeps its last value unless the types differ (the point is dropped)."""
+    and a field given twice keeps its last value. True: the point gives one field two types."""
     tags = {_name(k): _name(v) for k, v in raw.tags}
     if "time" in tags:
-        return None, "invalid tag key: time"
+        return None, "invalid tag key: time", False
     fields: dict[str, FieldValue] = {}
+    conflict = False
     for key, value in raw.fields:
         name = _name(key)
         if value is None or name == "time":
             continue
         if name in fields and type(fields[name]) is not type(value):
-            return None, f"field type conflict: {name} given twice"
+            conflict = True
         fields[name] = value
     if not fields:
-        return None, "invalid field name: time" if any(k == b"time" for k, _ in raw.fields) else "no field stored"
-    return Point(_name(raw.measurement), tags, fields, raw.time), ""
+        why = "invalid field name: time" if any(k == b"time" for k, _ in raw.fields) else "no field stored"
+        return None, why, False
+    return Point(_name(raw.measurement), tags, fields, raw.time), "", conflict
 
 
 # ---- strict mode ------------------------------------------------------------------------------
 
 # Names: plain characters or the escapes that are needed. A backslash is never plain (influxd
 # reads it differently in different places), and neither is a control character.
-_PLAIN = r"[^\\,= \x00-\x1f\x7f-\x9f\u2028\u2029\"]"
-_MEASUREMENT = rf"(?:{_PLAIN}|[=\"]|\\[, ])+"
-_KEY = rf"(?:{_PLAIN}|\"|\\[,= ])+"
+_PLAIN = r"[^\\,= \x00-\x1f\x7f-\x9f]"
+_MEASUREMENT = rf"(?:{_PLAIN}|=|\\[, ])+"
+_KEY = rf"(?:{_PLAIN}|\\[,= ])+"
 _FLOAT = r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _INTEGER = r"-?[0-9]+i"
 _BOOLEAN = r"true|True|TRUE|t|T|false|False|FALSE|f|F"
-_STRING = r'"(?:[^"\\\x00-\x1f\x7f-\x9f\u2028\u2029]|\\["\\])*"'
+_STRING = r'"(?:[^"\\\x00-\x1f\x7f-\x9f]|\\["\\])*"'
 _VALUE = rf"(?:{_STRING}|{_INTEGER}|{_FLOAT}|{_BOOLEAN})"
 _LINE = re.compile(
     rf"(?P<m>{_MEASUREMENT})(?P<tags>(?:,{_KEY}={_KEY})*) (?P<fields>{_KEY}={_VALUE}(?:,{_KEY}={_VALUE})*)"
@@ -167,14 +188,17 @@ _LINE = re.compile(
 _FIELD = re.compile(rf",?({_KEY})=({_VALUE})")
 _TAG = re.compile(rf",({_KEY})=({_KEY})")
 _UNESCAPE = re.compile(r"\\(.)")
+_UNESCAPE_STRING = re.compile(r'\\(["\\])')
+_BOOLEANS = {"t": True, "T": True, "true": True, "True": True, "TRUE": True,
+             "f": False, "F": False, "false": False, "False": False, "FALSE": False}
 RESERVED = frozenset({"time"})
 STRICT = """\
 strict mode refuses, beyond what influxd refuses:
 - blank lines (but a final newline), leading whitespace, and lines starting with # (comments);
-- invalid UTF-8, and control characters anywhere (C0, DEL, C1, U+2028, U+2029), in string values too;
+- invalid UTF-8, and control characters anywhere (C0, DEL, C1), in string values too: influxd keeps
+  a newline inside a string, but other parsers and tools split lines first;
 - a backslash in a name other than the escapes needed (measurement: comma, space; tag keys,
   tag values, field keys: comma, equals sign, space), so no trailing backslash, no `\\\\`;
-- a double quote in a tag key or value or a field key (influxd's scanner miscounts quotes there);
 - in a string value, a backslash other than before a double quote or a backslash;
 - empty names; a tag key or field key `time` (influxd drops the point or the field); names
   starting with `_` (reserved by InfluxDB 2 and later);
@@ -201,34 +225,71 @@ def _pairs(pattern: re.Pattern[str], text: str) -> list[tuple[str, str]]:
     return out
 
 
-def _strict_reason(block: bytes, precision: str) -> str | None:
-    """Why a block influxd accepts is still not strict line protocol (see STRICT), or None."""
-    try:
-        text = block.decode("utf-8")
-    except UnicodeDecodeError:
-        return "invalid UTF-8"
+def _strict_point(text: str, precision: str) -> Point | str:
+    """The point of one strict line, or why the line is not strict line protocol (see STRICT)."""
     match = _LINE.fullmatch(text)
     if match is None:
         return "not of the strict form `measurement[,k=v...] k=v[,k=v...] time`"
+    if text[0] == "#":
+        return "a line starting with # is a comment to influxd"
     names = [("measurement", _unescape(match["m"]))]
-    tag_keys = [_unescape(key) for key, _ in _pairs(_TAG, match["tags"])]
-    names += [("tag key", key) for key in tag_keys]
-    field_keys: list[str] = []
-    for key, value in _pairs(_FIELD, match["fields"]):
-        field_keys.append(_unescape(key))
-        names.append(("field key", field_keys[-1]))
-        if re.fullmatch(_FLOAT, value) and not math.isfinite(float(value)):
-            return f"float {value} overflows"
-        if re.fullmatch(_INTEGER, value) and not -(2**63) <= int(value[:-1]) < 2**63:
-            return f"integer {value} out of range"
+    tags = [(_unescape(key), _unescape(value)) for key, value in _pairs(_TAG, match["tags"])]
+    names += [("tag key", key) for key, _ in tags]
+    fields: list[tuple[str, FieldValue]] = []
+    for key, raw in _pairs(_FIELD, match["fields"]):
+        value = _value(raw)
+        if isinstance(value, _Refused):
+            return value.why
+        fields.append((_unescape(key), value))
+        names.append(("field key", fields[-1][0]))
     for what, name in names:
-        if '"' in name and what != "measurement":
-            return f"double quote in {what} {name!r}"
         if name.startswith("_"):
             return f"{what} {name!r} starts with _"
         if what != "measurement" and name in RESERVED:
             return f"{what} {name!r} is reserved"
-    for what, keys in (("tag key", tag_keys), ("field key", field_keys)):
+    for what, keys in (("tag key", [k for k, _ in tags]), ("field key", [k for k, _ in fields])):
         if len(set(keys)) != len(keys):
             return f"duplicate {what}"
-    return None
+    time = int(match["ts"])
+    if not MIN_NANO <= time * PRECISIONS[precision] <= MAX_NANO:
+        return "time outside range"
+    return Point(names[0][1], dict(tags), dict(fields), time)
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    why: str
+
+
+def _value(raw: str) -> FieldValue | _Refused:
+    if raw[0] == '"':
+        return _UNESCAPE_STRING.sub(r"\1", raw[1:-1])
+    if raw[-1] == "i":
+        number = int(raw[:-1])
+        return number if -(2**63) <= number < 2**63 else _Refused(f"integer {raw} out of range")
+    if raw in _BOOLEANS:
+        return _BOOLEANS[raw]
+    value = float(raw)
+    return value if math.isfinite(value) else _Refused(f"float {raw} overflows")
+
+
+def _strict_fast(buf: bytes, precision: str) -> list[Point] | None:
+    """The points of a body whose every line is strict, or None (then the full path says why).
+
+    A strict line holds no control character, so no newline hides in it: the body's lines are
+    exactly influxd's blocks. This is the fuzz's hot path, hence regular expressions only.
+    """
+    try:
+        text = buf.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    points = []
+    for line in lines:
+        point = _strict_point(line, precision)
+        if isinstance(point, str):
+            return None
+        points.append(point)
+    return points
