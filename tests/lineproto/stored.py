@@ -8,6 +8,7 @@ depend on how influxd groups fields into rows.
 from __future__ import annotations
 
 import itertools
+import string
 import urllib.error
 import urllib.request
 from typing import Any
@@ -58,8 +59,25 @@ def _stored(server: Influxd, db: str) -> set[Fact]:
             for key, kind in series["values"]:
                 types[(series["name"], key)] = kind
     facts: set[Fact] = set()
-    # (?s): a measurement name may hold a newline, which `.` alone does not match
-    for result in server.query("SELECT * FROM /(?s).*/ GROUP BY *", db).get("results", []):
+    # One measurement at a time: a select over several drops a measurement whose field shares
+    # its name, not its type, with another's.
+    for measurement in sorted({name for name, _ in types}):
+        facts |= _select(server, db, measurement, types)
+    return facts
+
+
+def _regex_char(c: str) -> str:
+    """A regex, as any name can be one: ASCII punctuation escaped (RE2 refuses other escapes),
+    control characters by code (InfluxQL ends a regex at a newline)."""
+    if c in string.punctuation:
+        return f"\\{c}"
+    return f"\\x{{{ord(c):x}}}" if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029" else c
+
+
+def _select(server: Influxd, db: str, measurement: str, types: dict[tuple[str, str], str]) -> set[Fact]:
+    quoted = "".join(map(_regex_char, measurement))
+    facts: set[Fact] = set()
+    for result in server.query(f"SELECT * FROM /(?s)^{quoted}$/ GROUP BY *", db).get("results", []):
         for series in result.get("series", []) or []:
             name = series["name"]
             tags = tuple(sorted((k, v) for k, v in (series.get("tags") or {}).items() if v))

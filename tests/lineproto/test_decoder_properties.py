@@ -115,13 +115,13 @@ def test_a_gateway_id_with_a_trailing_newline(native: bool) -> None:
 
 @both_loops
 @FIXED_BY_COLLECTOR
-@settings(max_examples=200, deadline=None, suppress_health_check=_BIG, phases=_NO_SHRINK)
+@settings(max_examples=100, deadline=None, suppress_health_check=_BIG, phases=_NO_SHRINK)
 @given(rng=st.randoms(use_true_random=False))
 def test_hostile_births_and_data(rng: random.Random, native: bool) -> None:
     _check(hostile_case(rng), native)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=_BIG, phases=_NO_SHRINK)
+@settings(max_examples=100, deadline=None, suppress_health_check=_BIG, phases=_NO_SHRINK)
 @given(rng=st.randoms(use_true_random=False))
 def test_both_loops_agree_on_hostile_input(rng: random.Random) -> None:
     """Whatever the outcome, right or wrong, the C loop and the Python path give the same one."""

@@ -106,7 +106,7 @@ def test_strict_accepts_only_what_reads_the_same(body: str) -> None:
         assert strict.points == parse(body).points
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(body=bodies)
 def test_strict_points_are_influxds_points(body: str) -> None:
     """Strict mode never reads a block otherwise than influxd, on hostile text (the real
