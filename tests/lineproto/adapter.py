@@ -21,6 +21,7 @@ Contract:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ class Control:
 class Outcome:
     message: Lines | DeadLetter | Parked | Control
     births: list[str | None] = field(default_factory=list)  # per birth: its dead-letter reason, or None
+    # seconds each decode took, the births' then the message's (the fuzz's time bound per message)
+    seconds: list[float] = field(default_factory=list, compare=False)
 
 
 def topic_of(gateway: str, kind: str, prefix: str = PREFIX) -> str:
@@ -79,9 +82,19 @@ def _loop(native: bool) -> Iterator[None]:
 def decode_for_test(topic: str, payload: bytes, births: Sequence[tuple[str, bytes]] = (), *,
                     native: bool = True, prefix: str = PREFIX) -> Outcome:
     decoder = Decoder()
+    seconds: list[float] = []
     with _loop(native):
-        reasons = [_reason(_one(decoder, t, p, prefix)) for t, p in births]
-        return Outcome(_one(decoder, topic, payload, prefix), reasons)
+        reasons = [_reason(_timed(decoder, t, p, prefix, seconds)) for t, p in births]
+        return Outcome(_timed(decoder, topic, payload, prefix, seconds), reasons, seconds)
+
+
+def _timed(decoder: Decoder, topic: str, payload: bytes, prefix: str,
+           seconds: list[float]) -> Lines | DeadLetter | Parked | Control:
+    start = time.perf_counter()
+    try:
+        return _one(decoder, topic, payload, prefix)
+    finally:
+        seconds.append(time.perf_counter() - start)
 
 
 def _reason(result: Lines | DeadLetter | Parked | Control) -> str | None:

@@ -71,6 +71,8 @@ CASES: list[str] = [
     f"m f\\=1 {T}",
     f"m f\\\\=1 {T}",
     f"m fo\\o=1 {T}",
+    # an escaped backslash before `=`: the scanner sees a string, the field iterator a boolean `d"`
+    f'm a\\\\="a b,c=d" {T}\nm g=1 {T}\nm g=2 5',
     f"m,t=v f=1\\\nm2 g=2 {T}",
     f"m\\\nx f=1 {T}",
     f"m,t=a\\nb f=1 {T}",

@@ -39,6 +39,17 @@ class ScanError(ValueError):
     """One block influxd refuses to parse; the message is influxd's own wording."""
 
 
+class EngineError(ScanError):
+    """A block the scanner passes but whose field value the storage engine cannot read (a key
+    with an escaped backslash before `=` makes the scanner and the field iterator cut the
+    fields differently). influxd answers 500 and stores none of the write's points in that
+    shard: a producer retrying on 5xx would retry it forever."""
+
+    def __init__(self, message: str, time: int | None) -> None:
+        super().__init__(message)
+        self.time = time
+
+
 @dataclass(frozen=True, slots=True)
 class RawPoint:
     """A parsed block, before influxd's storage rules (`time` keys, field types) apply."""
@@ -125,7 +136,10 @@ def parse_block(block: bytes, precision: str = "ms") -> RawPoint:
         if any(b != SP for b in block[pos:]):
             raise ScanError("point is invalid")
     measurement, tags = _split_key(key)
-    values = tuple((unescape(k), _field_value(v)) for k, v in pairs)
+    try:
+        values = tuple((unescape(k), _field_value(v)) for k, v in pairs)
+    except (ScanError, KeyError, IndexError):
+        raise EngineError("engine: unable to parse a field value", time) from None
     return RawPoint(measurement, tags, values, time)
 
 

@@ -20,6 +20,7 @@ from tests.lineproto.influxd_rules import (
     MAX_NANO,
     MIN_NANO,
     PRECISIONS,
+    EngineError,
     FieldValue,
     RawPoint,
     ScanError,
@@ -54,6 +55,7 @@ class Parsed:
     points: list[Point] = field(default_factory=list)  # what would be stored, in order
     errors: list[LineError] = field(default_factory=list)  # blocks refused (parse) or dropped (storage)
     comments: int = 0  # blocks influxd skips as comments: it answers 204 for them and stores nothing
+    engine_errors: int = 0  # blocks that make influxd answer 500 (see EngineError)
     blocks: int = 0  # blocks that are neither blank nor comments
 
     @property
@@ -77,6 +79,7 @@ def parse(body: str | bytes, *, strict: bool = False, precision: str = "ms", con
         return out
     out = Parsed()
     kept: list[tuple[Point, str, bool]] = []
+    poisoned: set[int] = set()
     blocks = split_blocks(buf)
     for index, block in enumerate(blocks):
         text = block.decode("utf-8", "replace")
@@ -93,6 +96,11 @@ def parse(body: str | bytes, *, strict: bool = False, precision: str = "ms", con
         out.blocks += 1
         try:
             raw = parse_block(block[start:], precision)
+        except EngineError as exc:
+            out.errors.append(LineError(text, str(exc)))
+            out.engine_errors += 1
+            poisoned.add(_shard_of(exc.time, precision))
+            continue
         except ScanError as exc:
             out.errors.append(LineError(text, str(exc)))
             continue
@@ -111,7 +119,9 @@ def parse(body: str | bytes, *, strict: bool = False, precision: str = "ms", con
             kept.append((point, text, conflict))
     refused = _conflicting_shards(kept, precision) if conflicts else set()
     for point, text, _ in kept:
-        if _shard(point, precision) in refused:
+        if _shard(point, precision) in poisoned:
+            out.errors.append(LineError(text, "not stored: the engine failed on its shard"))
+        elif _shard(point, precision) in refused:
             out.errors.append(LineError(text, "field type conflict in its shard"))
         else:
             out.points.append(point)
@@ -124,7 +134,11 @@ _YEAR1_TO_EPOCH_NS = 719162 * 86400 * 10**9  # Go truncates times to shard group
 
 def _shard(point: Point, precision: str) -> int:
     """The shard group (7 days, influxd's default) a point is written to."""
-    nanos = time.time_ns() if point.time is None else point.time * PRECISIONS[precision]
+    return _shard_of(point.time, precision)
+
+
+def _shard_of(point_time: int | None, precision: str) -> int:
+    nanos = time.time_ns() if point_time is None else point_time * PRECISIONS[precision]
     return (nanos + _YEAR1_TO_EPOCH_NS) // _WEEK_NS
 
 
@@ -173,13 +187,15 @@ def _store(raw: RawPoint) -> tuple[Point | None, str, bool]:
 
 # Names: plain characters or the escapes that are needed. A backslash is never plain (influxd
 # reads it differently in different places), and neither is a control character.
-_PLAIN = r"[^\\,= \x00-\x1f\x7f-\x9f]"
-_MEASUREMENT = rf"(?:{_PLAIN}|=|\\[, ])+"
-_KEY = rf"(?:{_PLAIN}|\\[,= ])+"
+# Possessive (`++`): the alternatives start with different characters and the separators are
+# none of them, so nothing is given back, and a refused line costs no backtracking.
+_PLAIN = r"[^\\,= \x00-\x1f\x7f-\x9f]++"
+_MEASUREMENT = rf"(?:{_PLAIN}|=|\\[, ])++"
+_KEY = rf"(?:{_PLAIN}|\\[,= ])++"
 _FLOAT = r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _INTEGER = r"-?[0-9]+i"
 _BOOLEAN = r"true|True|TRUE|t|T|false|False|FALSE|f|F"
-_STRING = r'"(?:[^"\\\x00-\x1f\x7f-\x9f]|\\["\\])*"'
+_STRING = r'"(?:[^"\\\x00-\x1f\x7f-\x9f]++|\\["\\])*+"'
 _VALUE = rf"(?:{_STRING}|{_INTEGER}|{_FLOAT}|{_BOOLEAN})"
 _LINE = re.compile(
     rf"(?P<m>{_MEASUREMENT})(?P<tags>(?:,{_KEY}={_KEY})*) (?P<fields>{_KEY}={_VALUE}(?:,{_KEY}={_VALUE})*)"
@@ -210,7 +226,7 @@ strict mode refuses, beyond what influxd refuses:
 
 
 def _unescape(raw: str) -> str:
-    return _UNESCAPE.sub(r"\1", raw)
+    return _UNESCAPE.sub(r"\1", raw) if "\\" in raw else raw
 
 
 def _pairs(pattern: re.Pattern[str], text: str) -> list[tuple[str, str]]:
