@@ -170,8 +170,8 @@ def _data_dict(rng: random.Random, gateway: str, boot: str, kind: str, birth: di
 
 # ---- the judge --------------------------------------------------------------------------------
 
-PROBLEMS = ("injection", "wrong-point", "missing-points", "invalid-line", "comment-line", "no-reason",
-            "loop-mismatch")
+PROBLEMS = ("injection", "wrong-point", "missing-points", "invalid-line", "comment-line", "influxd-500",
+            "no-reason", "loop-mismatch")
 
 
 def judge(case: Case, outcome: Outcome) -> list[str]:
@@ -189,7 +189,10 @@ def judge(case: Case, outcome: Outcome) -> list[str]:
     points = strict.points
     if not strict.ok:
         problems.append("invalid-line")
-        points = parse(result.text, conflicts=False).points  # what influxd would store
+        lenient = parse(result.text, conflicts=False)  # what influxd would store
+        points = lenient.points
+        if lenient.engine_errors:
+            problems.append("influxd-500")  # not stored, and a writer retries a 5xx: a stall
     if len(points) > result.readings or any(p.tags.get("gateway") != result.gateway for p in points):
         problems.append("injection")
     elif len(points) < result.readings:

@@ -85,6 +85,9 @@ FINDINGS: dict[str, Finding] = {
     "field-key-ending-in-backslash": ([[0, "d", "m", "x\\", "", "s", {}]], [0, 0, f'"{_INJECT}"'], None, None),
     "measurement-and-quality-newline": ([[0, "d", 'm\\ ="', "f", "", "f", {}]], [0, 0, 1.5], None,
                                         {0: [1, _INJECT]}),
+    # a field key of two backslashes: the scanner reads `a\\="a b,c=d"` as a string field, the engine
+    # as a key up to `c` with a boolean `d"`: influxd answers 500, which a writer retries forever
+    "field-key-with-an-escaped-backslash": ([[0, "d", "m", "a\\\\", "", "s", {}]], [0, 0, "a b,c=d"], None, None),
     "tag-key-ending-in-backslash": ([[0, "d", "m", "f", "", "f", {"k\\": "v"}]], [0, 0, 1.5], None, None),
     "measurement-ending-in-backslash": ([[0, "d", "m\\", "f", "", "f", {}]], [0, 0, 1.5], None, None),
     "control-character-in-a-tag": ([[0, "d", "m", "f", "", "f", {"k": "a\nb"}]], [0, 0, 1.5], None, None),
