@@ -1,0 +1,1 @@
+"""Line protocol as influxd reads it: a strict parser, differential tests, the decoder fuzz."""

@@ -1,0 +1,139 @@
+"""The collector's decoder under hostile births and data, judged with the strict parser.
+
+Property (issue #16): for every message, through the C loop and the Python path alike, every
+emitted line is strict line protocol, no line starts with `#`, each accepted reading is
+exactly one point, under its own gateway's tag and its own metric; or the message is
+dead-lettered with a reason, or parked; and no exception escapes. The decoder is reached
+only through tests/lineproto/adapter.py.
+
+The tests marked xfail fail on the code of issue #16 (the injections of its item 1, the
+poison births of its item 2); strict=True makes them fail loudly once the collector's
+strict producer lands, so the marks are removed then.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from tests.lineproto.adapter import DeadLetter, Lines, Outcome, decode_for_test, topic_of
+from tests.lineproto.hostile import T0, VICTIM, Case, hostile_case, judge
+
+both_loops = pytest.mark.parametrize("native", [True, False], ids=["c-loop", "python-loop"])
+# A case is drawn from a Random (the fuzz's generator): big by nature, and a draw is a few ms.
+_BIG = [HealthCheck.large_base_example, HealthCheck.too_slow, HealthCheck.data_too_large]
+# Shrinking a Random's draws takes minutes and gains little: the failing case is printed as drawn.
+_NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
+FIXED_BY_COLLECTOR = pytest.mark.xfail(strict=True, reason="#16 injection; fixed by collector lane")
+
+
+def _case(metrics: list[list[Any]], readings: list[Any], *, devices: list[Any] | None = None,
+          qualities: dict[int, Any] | None = None, gateway: str = "gw-1") -> Case:
+    birth = {"v": 1, "t": "birth", "gw": gateway, "boot": "b1", "seq": 0, "ts": T0, "agent": "0.1.0",
+             "cfg": "abcdefabcdef", "tf": 0, "devices": devices if devices is not None else [{"id": "d"}],
+             "metrics": metrics}
+    victim = {**birth, "gw": VICTIM, "devices": [{"id": "d"}], "metrics": [[0, "d", "m", "v", "", "f", {}]]}
+    message: dict[str, Any] = {"v": 1, "t": "data", "gw": gateway, "boot": "b1", "seq": 1, "ts": T0, "bt": T0,
+                               "r": readings}
+    if qualities:
+        message["q"] = qualities
+    births = [(topic_of(VICTIM, "birth"), msgpack.packb(victim)), (topic_of(gateway, "birth"), msgpack.packb(birth))]
+    rows = {row[0]: row for row in metrics}
+    return Case(gateway, topic_of(gateway, "data"), msgpack.packb(message), births,
+                [(VICTIM, "b1", {}), (gateway, "b1", rows)], message)
+
+
+def _check(case: Case, native: bool) -> Outcome:
+    outcome = decode_for_test(case.topic, case.payload, case.births, native=native)
+    assert judge(case, outcome) == [], outcome
+    return outcome
+
+
+@both_loops
+def test_ordinary_traffic_is_one_point_per_reading(native: bool) -> None:
+    """The judge accepts what is right (and so the properties below are not vacuous)."""
+    case = _case([[0, "d", "traffic", "speed", "km/h", "f", {"lane": "1"}],
+                  [1, "d", "traffic", "volume", "veh", "i", {"lane": "1"}],
+                  [2, "d", "traffic", "state", "", "s", {}]],
+                 [0, 0, 87.5, 1, 0, 14, 2, 0, 'jam, "slow"', 0, 1000, None], qualities={3: [2, "timeout"]})
+    outcome = _check(case, native)
+    assert isinstance(outcome.message, Lines)
+    assert outcome.message.readings == 4
+
+
+def test_the_judge_sees_an_injection_and_a_comment() -> None:
+    case = _case([[0, "d", "m", "f", "", "f", {}]], [0, 0, 1.5])
+    injected = Lines(f"m,device=d,gateway=gw-1 f=1.5 {T0}\nm,device=d,gateway={VICTIM} v=666 {T0}", 1, "gw-1")
+    assert judge(case, Outcome(injected, [None, None])) == ["injection"]
+    commented = Lines(f"#m,device=d,gateway=gw-1 f=1.5 {T0}", 1, "gw-1")
+    assert judge(case, Outcome(commented, [None, None])) == ["comment-line", "invalid-line", "missing-points"]
+    wrong = Lines(f"m,device=d,gateway=gw-1 g=1.5 {T0}", 1, "gw-1")
+    assert judge(case, Outcome(wrong, [None, None])) == ["wrong-point"]
+    assert judge(case, Outcome(DeadLetter(""), [None, None])) == ["no-reason"]
+
+
+_INJECT = f"\nm,device=d,gateway={VICTIM} v=666 {T0}\n"
+
+# The findings of issue #16, item 1 and 2: (metrics, readings, devices, qualities).
+Finding = tuple[list[Any], list[Any], list[Any] | None, dict[int, Any] | None]
+FINDINGS: dict[str, Finding] = {
+    "field-key-ending-in-backslash": ([[0, "d", "m", "x\\", "", "s", {}]], [0, 0, f'"{_INJECT}"'], None, None),
+    "measurement-and-quality-newline": ([[0, "d", 'm\\ ="', "f", "", "f", {}]], [0, 0, 1.5], None,
+                                        {0: [1, _INJECT]}),
+    # a field key of two backslashes: the scanner reads `a\\="a b,c=d"` as a string field, the engine
+    # as a key up to `c` with a boolean `d"`: influxd answers 500, which a writer retries forever
+    "field-key-with-an-escaped-backslash": ([[0, "d", "m", "a\\\\", "", "s", {}]], [0, 0, "a b,c=d"], None, None),
+    "tag-key-ending-in-backslash": ([[0, "d", "m", "f", "", "f", {"k\\": "v"}]], [0, 0, 1.5], None, None),
+    "measurement-ending-in-backslash": ([[0, "d", "m\\", "f", "", "f", {}]], [0, 0, 1.5], None, None),
+    "control-character-in-a-tag": ([[0, "d", "m", "f", "", "f", {"k": "a\nb"}]], [0, 0, 1.5], None, None),
+    "comment-measurement": ([[0, "d", "#m", "f", "", "f", {}]], [0, 0, 1.5], None, None),
+    "time-field": ([[0, "d", "m", "time", "", "f", {}]], [0, 0, 1.5], None, None),
+    "time-tag": ([[0, "d", "m", "f", "", "f", {"time": "1"}]], [0, 0, 1.5], None, None),
+    "string-value-with-newline": ([[0, "d", "m", "s", "", "s", {}]], [0, 0, "a\nb"], None, None),
+    "device-tags-not-a-map": ([[0, "d", "m", "f", "", "f", {}]], [0, 0, 1.5], [{"id": "d", "tags": "abc"}], None),
+    "unhashable-device-id": ([[0, "d", "m", "f", "", "f", {}]], [0, 0, 1.5], [{"id": ["d"]}], None),
+}
+
+
+@both_loops
+@FIXED_BY_COLLECTOR
+@pytest.mark.parametrize("finding", sorted(FINDINGS))
+def test_findings_of_issue_16(finding: str, native: bool) -> None:
+    metrics, readings, devices, qualities = FINDINGS[finding]
+    _check(_case(metrics, readings, devices=devices, qualities=qualities), native)
+
+
+@both_loops
+@FIXED_BY_COLLECTOR
+def test_a_gateway_id_with_a_trailing_newline(native: bool) -> None:
+    """`re.match` with `$` lets "g1\\n" through as a topic level and a payload `gw`."""
+    case = _case([[0, "d", "m", "f", "", "f", {}]], [0, 0, 1.5], gateway="g1\n")
+    _check(case, native)
+
+
+@both_loops
+@FIXED_BY_COLLECTOR
+@settings(max_examples=100, deadline=None, suppress_health_check=_BIG, phases=_NO_SHRINK)
+@given(rng=st.randoms(use_true_random=False))
+def test_hostile_births_and_data(rng: random.Random, native: bool) -> None:
+    _check(hostile_case(rng), native)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=_BIG, phases=_NO_SHRINK)
+@given(rng=st.randoms(use_true_random=False))
+def test_both_loops_agree_on_hostile_input(rng: random.Random) -> None:
+    """Whatever the outcome, right or wrong, the C loop and the Python path give the same one."""
+    case = hostile_case(rng)
+
+    def run(native: bool) -> object:
+        try:
+            return decode_for_test(case.topic, case.payload, case.births, native=native)
+        except Exception as exc:  # compared, not hidden: the properties above count them
+            return type(exc).__name__
+
+    assert run(True) == run(False)
