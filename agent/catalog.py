@@ -27,6 +27,8 @@ def metric_type(profile: ModbusProfile | SerialProfile, point_name: str) -> str:
         reg = next(r for r in profile.registers if r.name == point_name)
         if reg.type in _TYPE_OF_REGISTER:
             return _TYPE_OF_REGISTER[reg.type]
+        if reg.field_type == "float":
+            return "f"
         # Integers with a scale or offset become floats; a bare integer register stays an integer.
         return "i" if reg.scale == 1.0 and reg.offset == 0.0 else "f"
     fld = next(f for f in profile.fields if f.name == point_name)

@@ -61,6 +61,9 @@ class Register(Point):
     bit: Annotated[int, Field(ge=0, le=15)] | None = None
     # Registers a string occupies.
     length: Annotated[int, Field(ge=1, le=125)] | None = None
+    # Store a bare integer register as a float field, when other profiles write the same
+    # (measurement, field) as floats: InfluxDB fixes a field's type once (docs/data-model.md).
+    field_type: Literal["float"] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Register:
