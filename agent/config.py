@@ -126,4 +126,4 @@ def load_agent_config(path: Path | str) -> AgentConfig:
 
 
 __all__ = ["AgentConfig", "AgentSection", "Bus", "Device", "MqttConfig", "PublishConfig", "QueueConfig",
-           "SerialLink", "TcpLink", "Tls", "load_agent_config"]
+           "SerialLink", "TcpLink", "load_agent_config"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from roadpulse.configfile import ConfigError, read_toml
 
@@ -29,6 +30,7 @@ def check(path: Path, kind: str = "auto") -> str:
         agent_config = load_agent_config(path)
         catalog = build_catalog(agent_config.devices, profile_dirs=agent_config.agent.profile_dirs,
                                 config_path=path, identity=agent_config.model_dump(mode="json"))
+        _check_field_types(path, [e.profile for e in catalog.devices], [path.parent / "profiles"])
         return (f"agent config OK: gateway {agent_config.agent.gateway_id}, "
                 f"{len(catalog.devices)} devices, {len(catalog.metrics)} metrics, config hash {catalog.config_hash}")
     if kind == "collector":
@@ -40,6 +42,7 @@ def check(path: Path, kind: str = "auto") -> str:
         from roadpulse.profiles import load_model_from
 
         profile = load_model_from(path, data).profile
+        _check_field_types(path, [profile], [path.parent])
         return f"profile OK: {profile.name} ({profile.driver})"
     if kind == "scenario":
         from firmware_sim.runner import load_scenario
@@ -47,6 +50,16 @@ def check(path: Path, kind: str = "auto") -> str:
         load_scenario(path)
         return "scenario OK"
     raise ConfigError(path, [("(kind)", f"unknown kind {kind!r}")])
+
+
+def _check_field_types(path: Path, profiles: list[Any], folders: list[Path]) -> None:
+    """Profiles that share a measurement must agree on each field's type (roadpulse/fieldtypes.py)."""
+    from roadpulse.fieldtypes import check_profiles
+    from roadpulse.profiles import PROFILES_DIR
+
+    unique = list({p.name: p for p in profiles}.values())
+    if problems := check_profiles(unique, [*folders, PROFILES_DIR]):
+        raise ConfigError(path, problems)
 
 
 def check_file(path: Path, kind: str = "auto") -> int:

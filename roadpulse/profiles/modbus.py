@@ -34,6 +34,9 @@ class Register(Point):
     byte: RegisterByte | None = None
     # Registers a string occupies.
     length: Annotated[int, Field(ge=1, le=125)] | None = None
+    # Store a bare integer register as a float field, when other profiles write the same
+    # (measurement, field) as floats: InfluxDB fixes a field's type once (docs/data-model.md).
+    field_type: Literal["float"] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Register:
@@ -82,6 +85,8 @@ class ModbusProfile(Strict):
         reg = self.register(point_name)
         if reg.type in _TYPE_OF_REGISTER:
             return _TYPE_OF_REGISTER[reg.type]
+        if reg.field_type == "float":
+            return "f"
         # Integers with a scale or offset become floats; a bare integer register stays an integer.
         return "i" if reg.scale == 1.0 and reg.offset == 0.0 else "f"
 
