@@ -23,12 +23,10 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from wire_size import make_readings
 
 from agent.queue import SegmentQueue
 from agent.queue.batcher import Batcher
+from bench.wire_size import make_readings
 from roadpulse.wire import DataBatch, TimeFlag, encode_data
 
 
