@@ -81,7 +81,9 @@ def parse_nmea(text: str) -> Fields:
 
 
 _XDR_TYPE = re.compile(r"[A-Z]")
-_XDR_UNIT = re.compile(r"[A-Za-z]?")
+# Units are one letter in NMEA 0183; a few vendors write more. A name or a number in the unit's place
+# means the quadruplets are out of step.
+_XDR_UNIT = re.compile(r"[A-Za-z]{0,3}")
 
 
 def _check_xdr(fields: Fields) -> None:

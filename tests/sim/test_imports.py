@@ -1,11 +1,13 @@
-"""The simulator stands apart from the agent it tests: it shares profiles through roadpulse, not agent."""
+"""Imports point downward: the simulator stands apart from the agent it tests (it shares profiles through
+roadpulse.profiles), and the shared profile package imports none of the apps."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-SIM = Path(__file__).resolve().parents[2] / "firmware_sim"
+ROOT = Path(__file__).resolve().parents[2]
+SIM = ROOT / "firmware_sim"
 
 
 def _imported(path: Path) -> set[str]:
@@ -23,3 +25,11 @@ def test_firmware_sim_never_imports_the_agent() -> None:
                  for p in sorted(SIM.rglob("*.py"))}
     assert {p: m for p, m in offenders.items() if m} == {}
     assert len(offenders) > 10  # the scan saw the package
+
+
+def test_the_shared_profiles_import_no_app() -> None:
+    folder = ROOT / "roadpulse" / "profiles"
+    apps = {"agent", "collector", "firmware_sim"}
+    offenders = {p.name: sorted(m for m in _imported(p) if m.split(".")[0] in apps) for p in folder.glob("*.py")}
+    assert {p: m for p, m in offenders.items() if m} == {}
+    assert "catalog.py" in offenders
