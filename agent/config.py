@@ -8,8 +8,10 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from roadpulse.configfile import LocatedValueError, Strict, load_model
-from roadpulse.mqttconfig import MqttLinkConfig, WritableDir, identity_problem
+from roadpulse.mqttconfig import MqttLinkConfig, TlsConfig, WritableDir, identity_problem
 from roadpulse.wire.topics import GATEWAY_ID_PATTERN
+
+Tls = TlsConfig  # the shared TLS model, under the name this module has always exported
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 Seconds = Annotated[float, Field(gt=0)]
