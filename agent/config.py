@@ -13,8 +13,10 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from agent.sources.links import SerialLink, TcpLink
 from agent.sources.modbus.config import Bus
 from roadpulse.configfile import LocatedValueError, Strict, load_model
-from roadpulse.mqttconfig import MqttLinkConfig, WritableDir, identity_problem
+from roadpulse.mqttconfig import MqttLinkConfig, TlsConfig, WritableDir, identity_problem
 from roadpulse.wire.topics import GATEWAY_ID_PATTERN
+
+Tls = TlsConfig  # the shared TLS model, under the name this module has always exported
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 Seconds = Annotated[float, Field(gt=0)]

@@ -20,9 +20,10 @@ import pytest
 
 from roadpulse.services import Influxd, Mosquitto, free_port, pid_alive
 
-# lifecycle: 5 s of graceful stop, then cancellation, then a hard exit 3 s later; the demo 8 + 3.
-STOP_LIMIT_S = 10.0
-DEMO_STOP_LIMIT_S = 12.0
+# lifecycle: 5 s of graceful stop, then cancellation, then a hard exit 3 s later (the demo: 8 + 3);
+# the limits leave a margin for a loaded CI machine. Typical stops take 1-5 s.
+STOP_LIMIT_S = 12.0
+DEMO_STOP_LIMIT_S = 15.0
 
 SCENARIO = """name = "stop-test"
 seed = 1
@@ -89,6 +90,8 @@ class Command:
             self.proc.wait()
             pytest.fail(f"still running {limit} s after {signal.Signals(signum).name}:\n{self.output()}")
         took = time.monotonic() - sent
+        print(f"{' '.join(self.proc.args[3:5])}: {signal.Signals(signum).name} -> exit {self.proc.returncode} "
+              f"in {took:.1f} s")
         deadline = time.monotonic() + 3
         while any(pid_alive(p) and _is_child_left(p) for p in self.children) and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,21 @@ def add_provision_parser(sub: Any) -> None:
     wheels.set_defaults(func=_wheelhouse)
 
 
+def _needs_cryptography(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A gateway's install (roadpulse[agent]) has no cryptography: say which extra to install."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            import cryptography  # noqa: F401
+        except ImportError:
+            print("provisioning needs the optional dependencies: pip install 'roadpulse[provision]'", file=sys.stderr)
+            return 2
+        return command(args)
+
+    return run
+
+
 def _add_ca_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ca", required=True, type=Path, metavar="CA.crt", help="the operator's CA certificate")
     parser.add_argument("--ca-key", type=Path, metavar="CA.key", help="its key (default: CA.key next to CA.crt)")
@@ -74,6 +91,7 @@ def _ca_paths(args: argparse.Namespace) -> tuple[Path, Path]:
     return args.ca, args.ca_key or args.ca.with_suffix(".key")
 
 
+@_needs_cryptography
 def _ca(args: argparse.Namespace) -> int:
     from roadpulse.provision.bundle import write_file
     from roadpulse.provision.certs import make_ca
@@ -85,6 +103,7 @@ def _ca(args: argparse.Namespace) -> int:
     return 0
 
 
+@_needs_cryptography
 def _broker(args: argparse.Namespace) -> int:
     from roadpulse.provision.broker import provision_broker
     from roadpulse.provision.bundle import ProvisionError
@@ -100,6 +119,7 @@ def _broker(args: argparse.Namespace) -> int:
     return 0
 
 
+@_needs_cryptography
 def _gateway(args: argparse.Namespace) -> int:
     from roadpulse.provision.bundle import GatewayRequest, ProvisionError, provision_gateway
 

@@ -66,6 +66,7 @@ def _wait(predicate: object, what: str, timeout: float, *procs: subprocess.Popen
 
 @pytest.mark.slow
 @pytest.mark.arm64
+@pytest.mark.timeout(900)  # a cold root (download) and emulated pip: minutes on a loaded machine
 def test_bundle_installs_offline_and_runs_on_arm64(tmp_path: Path, influxd: Influxd) -> None:
     root = _arm64_root()
     python = root / "usr" / "bin" / "python3.11"

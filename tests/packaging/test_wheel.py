@@ -89,6 +89,10 @@ interval_s = 20.0
 def test_agent_extra_alone_runs_the_agent(wheel_venv: tuple[Path, Path], tmp_path: Path) -> None:
     venv, _ = wheel_venv
     assert _installed(venv) <= AGENT_DISTRIBUTIONS, _installed(venv) - AGENT_DISTRIBUTIONS
+    refused = subprocess.run([str(venv / "bin" / "roadpulse"), "provision", "ca", "x", "-o", str(tmp_path / "ca")],
+                             capture_output=True, text=True, check=False)
+    assert refused.returncode == 2
+    assert "pip install 'roadpulse[provision]'" in refused.stderr
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     broker = Mosquitto(tmp_path / "mosquitto")

@@ -128,3 +128,10 @@ def test_an_expired_client_certificate_is_refused(pki: Pki, secure_broker: Mosqu
     print(_refused(lambda: gateway(pki, secure_broker, "gw-expired")))
     with clients(gateway(pki, secure_broker, "gw-a")):
         pass
+
+
+def test_collectors_scale_out_through_shared_subscriptions_under_the_acl(pki: Pki, secure_broker: Mosquitto) -> None:
+    with clients(collector(pki, secure_broker), gateway(pki, secure_broker, "gw-a")) as (c, a):
+        assert c.subscribe("$share/collectors/rp/v1/+/data")[0].value < 128
+        assert a.publish("rp/v1/gw-a/data", b"shared").value < 128
+        assert _wait_for(lambda: ("rp/v1/gw-a/data", b"shared") in c.messages)

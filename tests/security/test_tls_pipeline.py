@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -142,3 +143,50 @@ def test_agent_over_mutual_tls_to_collector_over_password_tls(
         for secret in PASSWORDS.values():
             assert secret not in text, f"a password appears in the {where}"
     assert "link_up" in shown["agent log"]
+
+
+def test_agent_and_collector_verify_the_broker_by_default(
+    tmp_path: Path, pki: Pki, secure_broker: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broker certificate from a CA the client was not given is refused: with the wrong ca_file
+    (agent), and with none at all, i.e. the system's CAs (collector)."""
+    agent_toml = tmp_path / "agent.toml"
+    agent_toml.write_text(
+        f'[agent]\ngateway_id = "gw-a"\ndata_dir = "{tmp_path / "agent"}"\n'
+        f'[mqtt]\nurl = "{secure_broker.mtls_url}"\nreconnect_max_s = 1.0\n'
+        f'tls = {{ ca_file = "{pki.path("other-ca.crt")}", cert_file = "{pki.path("gw-a.crt")}", '
+        f'key_file = "{pki.path("gw-a.key")}" }}\n'
+        '[[devices]]\nid = "d1"\nprofile = "vds_modbus"\ntcp = { host = "127.0.0.1", port = 9 }\n')
+    log = tmp_path / "agent.log"
+    with log.open("wb") as out:
+        agent = subprocess.Popen([sys.executable, "-m", "roadpulse", "agent", "run", "-c", str(agent_toml)],
+                                 stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 20
+        while "certificate verify failed" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "certificate verify failed" in log.read_text()
+        assert '"link_up"' not in log.read_text()
+    finally:
+        agent.terminate()
+        agent.wait(15)
+    (tmp_path / "pw").write_text(PASSWORDS["collector-1"])
+    collector_toml = tmp_path / "collector.toml"
+    collector_toml.write_text(
+        f'[collector]\nclient_id = "collector-1"\ndata_dir = "{tmp_path / "collector"}"\n'
+        f'[mqtt]\nurl = "{secure_broker.url}"\nusername = "collector-1"\npassword_file = "pw"\n'
+        '[influx]\nurl = "http://127.0.0.1:9"\n[http]\nlisten = "127.0.0.1:0"\n')
+    collector = Collector(load_collector_config(collector_toml))
+
+    async def attempt() -> None:
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(collector.run(stop), name="collector")
+            await asyncio.sleep(3)
+            stop.set()
+
+    caplog.set_level(logging.INFO)
+    asyncio.run(attempt())
+    assert not collector.stats.mqtt_connected
+    errors = [str(getattr(record, "error", "")) for record in caplog.records]
+    assert any("certificate verify failed" in error for error in errors), errors
