@@ -83,6 +83,9 @@ CASES: list[str] = [
     f"m,t= f=1 {T}",
     f"m,t f=1 {T}",
     f"m =1 {T}",
+    f"m \t=1 {T}",  # an empty field key, stored (SELECT names it val0)
+    f"m,a=1 \t=2,b=3 {T}",
+    f"m m=1 {T}\na m=true {T}",  # one field name, two types, two measurements: fine
     f"m f= {T}",
     f",t=1 f=1 {T}",
     f"m, f=1 {T}",

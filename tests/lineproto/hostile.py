@@ -24,12 +24,17 @@ T0 = 1_700_000_000_000
 VICTIM = "victim"
 AGENT_MEASUREMENT = "roadpulse_agent"  # docs/data-model.md: health metrics land here
 
-# Names the escaping must survive or a birth check must refuse: the injections of #16 among them.
-_HOSTILE_NAMES = [
-    "x\\", "m\\ =\"", "#m", "_m", "time", "a,b", "a b", "a=b", "a\nb", "\n", "é", "", "\x00", "\x7f", "\x85",
-    "\u2028", "a\\,b", '"', "a\\", "\\", " ", ",", "=", "\t", "a\rb", "gateway", "device", "x_q", "%s", "%d", "{}",
-    "m,gateway=victim", "m gateway=victim", "a\\\\", "#", "_", "tf_q", "1", "-", "'",
+# Names the escaping must survive (legal, but each needs care) and names a birth check must
+# refuse (InfluxDB cannot store them, or reads them otherwise): the injections of #16 among them.
+_TRICKY_NAMES = [
+    "a,b", "a b", "a=b", "é", '"', "%s", "%d", "{}", "gateway", "device", "x_q", "tf_q", "tf", "1", "-", "'",
+    "m,gateway=victim", "m gateway=victim", "a\"b", " ", ",", "=", "x" * 300, "日本", "a#", "#a,b",
 ]
+_ILLEGAL_NAMES = [
+    "x\\", "m\\ =\"", "#m", "_m", "time", "a\nb", "\n", "", "\x00", "\x7f", "\x85", "\u2028", "a\\,b", "a\\",
+    "\\", "\t", "a\rb", "a\\\\", "#", "_",
+]
+_HOSTILE_NAMES = _TRICKY_NAMES + _ILLEGAL_NAMES
 _PLAIN_NAMES = ["traffic", "weather", "speed", "volume", "lane", "site", "air_temp", "m", "f", "d1", "vds-1"]
 _INJECT = f"\nm,device=d,gateway={VICTIM} v=666 {T0}\n"
 _HOSTILE_TEXT = [
@@ -41,7 +46,7 @@ _HOSTILE_TEXT = [
 def _name(rng: random.Random, hostile: float) -> Any:
     roll = rng.random()
     if roll < hostile:
-        return rng.choice(_HOSTILE_NAMES)
+        return rng.choice(_TRICKY_NAMES if rng.random() < 0.7 else _ILLEGAL_NAMES)
     if roll < hostile * 1.15:  # a name made of hostile pieces
         return "".join(rng.choice([*_HOSTILE_NAMES, *_PLAIN_NAMES]) for _ in range(rng.randint(1, 3)))
     if roll < hostile * 1.2:
@@ -72,7 +77,7 @@ class Case:
 
 
 def hostile_case(rng: random.Random) -> Case:
-    hostile = rng.choice([0.0, 0.05, 0.2, 0.5])
+    hostile = rng.choice([0.0, 0.02, 0.05, 0.1, 0.2, 0.5])
     gateway = "gw-1" if rng.random() < 0.85 else rng.choice(["g.x_y-1", "g1\n", "gw/1", "gw+", "", "é", "g" * 65])
     boot = "b1" if rng.random() < 0.9 else rng.choice(["", "x" * 65, "b\n", "b 2"])
     births: list[tuple[str, bytes]] = []

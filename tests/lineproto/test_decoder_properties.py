@@ -27,7 +27,9 @@ from tests.lineproto.hostile import T0, VICTIM, Case, hostile_case, judge
 both_loops = pytest.mark.parametrize("native", [True, False], ids=["c-loop", "python-loop"])
 # A case is drawn from a Random (the fuzz's generator): big by nature, and a draw is a few ms.
 _BIG = [HealthCheck.large_base_example, HealthCheck.too_slow, HealthCheck.data_too_large]
-# Shrinking a Random's draws takes minutes and gains little: the failing case is printed as drawn.
+# Shrinking a Random's draws takes minutes and gains little: a failing case is printed as drawn,
+# with a blob that reproduces it. Derandomized: the same cases on every run (the fuzz is where
+# new ones are found), so a rare finding fails every run, not one in twenty.
 _NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 FIXED_BY_COLLECTOR = pytest.mark.xfail(strict=True, reason="#16 injection; fixed by collector lane")
 
@@ -50,7 +52,7 @@ def _case(metrics: list[list[Any]], readings: list[Any], *, devices: list[Any] |
 
 def _check(case: Case, native: bool) -> Outcome:
     outcome = decode_for_test(case.topic, case.payload, case.births, native=native)
-    assert judge(case, outcome) == [], outcome
+    assert judge(case, outcome) == [], (outcome, case.message)
     return outcome
 
 
@@ -109,6 +111,15 @@ def test_findings_of_issue_16(finding: str, native: bool) -> None:
 
 
 @both_loops
+@pytest.mark.xfail(strict=True, reason="#16 invalid line: an integer beyond int64 is written, influxd refuses it")
+@pytest.mark.parametrize("value", [2**64 - 1, -1e19, 1e308], ids=["uint64", "float-below-int64", "huge-float"])
+def test_an_integer_metric_value_beyond_int64(value: object, native: bool) -> None:
+    """msgpack carries uint64 and floats with integral values: written as `<n>i` beyond int64,
+    influxd refuses the line (the reading is lost); it must be a bad value (`_err`) instead."""
+    _check(_case([[0, "d", "m", "n", "", "i", {}]], [0, 0, value]), native)
+
+
+@both_loops
 @FIXED_BY_COLLECTOR
 def test_a_gateway_id_with_a_trailing_newline(native: bool) -> None:
     """`re.match` with `$` lets "g1\\n" through as a topic level and a payload `gw`."""
@@ -118,13 +129,15 @@ def test_a_gateway_id_with_a_trailing_newline(native: bool) -> None:
 
 @both_loops
 @FIXED_BY_COLLECTOR
-@settings(max_examples=100, deadline=None, suppress_health_check=_BIG, phases=_NO_SHRINK)
+@settings(max_examples=60, deadline=None, suppress_health_check=_BIG, phases=_NO_SHRINK,
+          print_blob=True, derandomize=True)
 @given(rng=st.randoms(use_true_random=False))
 def test_hostile_births_and_data(rng: random.Random, native: bool) -> None:
     _check(hostile_case(rng), native)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=_BIG, phases=_NO_SHRINK)
+@settings(max_examples=100, deadline=None, suppress_health_check=_BIG, phases=_NO_SHRINK,
+          print_blob=True, derandomize=True)
 @given(rng=st.randoms(use_true_random=False))
 def test_both_loops_agree_on_hostile_input(rng: random.Random) -> None:
     """Whatever the outcome, right or wrong, the C loop and the Python path give the same one."""

@@ -30,7 +30,7 @@ def test_report_names_every_finding_and_the_time_bound() -> None:
     tally = fuzz.run_chunk((3, 0, 20, 0.05))
     text = fuzz.report(tally, seed=3, cases=20, elapsed=1.0, stopped=False, slow_s=0.05)
     for name in fuzz.FINDINGS:
-        assert (name if name != "slow" else "slow (> 50 ms per message)") in text
+        assert (name if name != "slow" else "slow (> 50 ms CPU per message)") in text
     assert "dead letters by reason:" in text
 
 
