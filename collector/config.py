@@ -24,6 +24,8 @@ class CollectorSection(Strict):
     park_timeout_s: float = Field(default=10.0, gt=0)
     gap_grace_s: float = Field(default=30.0, gt=0)
     self_metrics_interval_s: float = Field(default=10.0, gt=0)
+    # /healthz fails when a message has waited longer than this for its ack (a stalled ledger).
+    unacked_max_age_s: float = Field(default=120.0, gt=0)
 
     _data_dir = field_validator("data_dir")(_relative_to_config)
 

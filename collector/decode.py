@@ -18,9 +18,10 @@ from typing import Any
 
 import msgpack
 
-from collector.lineproto import FLOAT, INTEGER, escape_key, escape_string, format_value, series_key
+from collector.lineproto import FLOAT, INTEGER, STRING, format_value, strict_field_key, strict_series_key, string_text
 from roadpulse.wire import Birth, Death, WireError, decode
-from roadpulse.wire.topics import _GATEWAY_RE
+from roadpulse.wire.names import printable
+from roadpulse.wire.topics import valid_gateway_id
 
 try:  # the hot loop in C, built at install when a compiler is there (collector/_fastlines.c)
     from collector import _fastlines
@@ -52,8 +53,8 @@ def build_table(birth: Birth, *, health: bool = False) -> AliasTable:
         measurement = metric.measurement
         if health and not measurement.startswith("roadpulse_"):
             measurement = AGENT_MEASUREMENT
-        series = series_key(measurement, tags) + " "
-        key = escape_key(metric.field)
+        series = strict_series_key(measurement, tags) + " "
+        key = strict_field_key(metric.field)
         decimals = (metric.decimals or 0) if metric.type == FLOAT else 0
         table[metric.alias] = (f"{series}{key}=", metric.type, series, key, decimals)
     return table
@@ -90,7 +91,7 @@ def _check_header(obj: dict[Any, Any]) -> tuple[str, str, int, int, list[Any], d
     gateway = obj.get("gw")
     if not isinstance(gateway, str):
         raise WireError("missing-key" if gateway is None else "bad-type", "gw")
-    if not _GATEWAY_RE.match(gateway):
+    if not valid_gateway_id(gateway):
         raise WireError("bad-gateway", gateway[:80])
     boot = obj.get("boot")
     if type(boot) is not str:
@@ -353,7 +354,7 @@ def _nil_reason(quality: object) -> str:
     if not (isinstance(quality, list) and len(quality) == 2 and quality[0] in (0, 1, 2)
             and isinstance(quality[1], str)):
         raise WireError("bad-quality", repr(quality)[:40])
-    return escape_string(quality[1] or "nil")
+    return string_text(quality[1] or "nil")
 
 
 def _careful_lines(
@@ -382,6 +383,8 @@ def _careful_line(flat: list[Any], index: int, *, qualities: dict[Any, Any], fla
     quality = qualities.get(index)
     if value is None:
         return _with_flags(entry, "", quality, flags=flags), 0
+    if type(value) is str and entry[1] == STRING:
+        value = printable(value)  # no control character, so no newline, reaches a line
     try:
         text = format_value(value, entry[1], entry[4])
     except ValueError:
@@ -401,13 +404,13 @@ def _with_flags(entry: Entry, text: str, quality: object, *, flags: int, error: 
             raise WireError("bad-quality", repr(quality)[:40])
         level, reason = quality
         if level and text:
-            extra = f',{entry[3]}_q="{_QUALITY_NAMES[level]}:{escape_string(reason)}"'
+            extra = f',{entry[3]}_q="{_QUALITY_NAMES[level]}:{string_text(reason)}"'
     else:
         reason = ""
     if flags not in _TIME_OK:
         extra += f",tf_q={flags}i"
     if text == "":  # nil: the reading has no value, only why
-        why = escape_string(error or reason or "nil")
+        why = string_text(error or reason or "nil")
         return f'{entry[2]}{entry[3]}_err="{why}"{extra}'
     return f"{entry[0]}{text}{extra}"
 

@@ -107,6 +107,7 @@ class Collector:
             self._seqs.expire(now)
             self.stats.parked = self._ingest.parked
             self.stats.mqtt_connected = self._link.ready
+            self.stats.oldest_unacked_s = self._ledger.oldest_age(now)
             self.stats.dead_letters = self._dead.count
             if now >= next_metrics:
                 next_metrics = now + self.config.collector.self_metrics_interval_s
@@ -130,7 +131,10 @@ class Collector:
             await asyncio.sleep(gap_s)
 
     def healthy(self) -> bool:
-        return self._link.ready and not self.stats.spool_full
+        """Connected, room to spool, and no message waiting for its ack too long (a stalled
+        ack stops the broker's deliveries after its in-flight window)."""
+        return (self._link.ready and not self.stats.spool_full
+                and self._ledger.oldest_age(time.monotonic()) <= self.config.collector.unacked_max_age_s)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then shut down cleanly (flush, ack what is durable, disconnect)."""

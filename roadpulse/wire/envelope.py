@@ -16,7 +16,8 @@ from typing import Any
 
 import msgpack
 
-from roadpulse.wire.topics import _GATEWAY_RE
+from roadpulse.wire.names import name_problem
+from roadpulse.wire.topics import valid_gateway_id
 
 VERSION = 1
 Value = int | float | bool | str | None
@@ -304,7 +305,7 @@ def _need(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
 
 def _header(obj: dict[str, Any]) -> tuple[str, str, int]:
     gateway = _need(obj, "gw", str)
-    if not _GATEWAY_RE.match(gateway):
+    if not valid_gateway_id(gateway):
         raise WireError("bad-gateway", gateway[:80])
     boot = _need(obj, "boot", str)
     if not 1 <= len(boot) <= 64:
@@ -354,7 +355,7 @@ def _decode_data(obj: dict[str, Any], kind: str) -> DataBatch:
 def _decode_birth(obj: dict[str, Any]) -> Birth:
     gateway, boot, ts = _header(obj)
     seq = _need(obj, "seq", int)
-    devices = _need(obj, "devices", list)
+    devices = [_device(raw) for raw in _need(obj, "devices", list)]
     metrics: list[MetricDef] = []
     seen: set[int] = set()
     for raw in _need(obj, "metrics", list):
@@ -362,12 +363,12 @@ def _decode_birth(obj: dict[str, Any]) -> Birth:
             raise WireError("bad-metric", repr(raw)[:80])
         alias, device, measurement, fieldname, unit, mtype, tags = raw[:7]
         decimals = raw[7] if len(raw) == 8 else None
-        if not isinstance(alias, int) or alias < 0 or alias in seen:
-            raise WireError("bad-metric", f"alias {alias!r}")
+        if type(alias) is not int or alias < 0 or alias in seen:
+            raise WireError("bad-metric", f"alias {alias!r}"[:80])
         if not all(isinstance(x, str) and x for x in (device, measurement, fieldname)):
             raise WireError("bad-metric", f"alias {alias}: empty name")
         if mtype not in METRIC_TYPES or not isinstance(unit, str):
-            raise WireError("bad-metric", f"alias {alias}: type {mtype!r}")
+            raise WireError("bad-metric", f"alias {alias}: type {mtype!r}"[:80])
         if not isinstance(tags, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
         ):
@@ -375,15 +376,50 @@ def _decode_birth(obj: dict[str, Any]) -> Birth:
         if decimals is not None and (
             type(decimals) is not int or not 0 <= decimals <= MAX_DECIMALS or mtype != "f"
         ):
-            raise WireError("bad-metric", f"alias {alias}: decimals {decimals!r}")
+            raise WireError("bad-metric", f"alias {alias}: decimals {decimals!r}"[:80])
+        problem = (name_problem(measurement, "measurement") or name_problem(fieldname, "field")
+                   or name_problem(device, "tag value") or _tags_problem(tags))
+        if problem is not None:
+            raise WireError("bad-name", f"alias {alias}: {problem}"[:160])
         seen.add(alias)
         metrics.append(MetricDef(alias, device, measurement, fieldname, unit, mtype, dict(tags), decimals))
     flags = obj.get("tf", 0)
     return Birth(
         gateway, boot, seq, ts, str(obj.get("agent", "")), str(obj.get("cfg", "")),
-        [d for d in devices if isinstance(d, dict)], metrics,
+        devices, metrics,
         TimeFlag(flags if isinstance(flags, int) and 0 <= flags < 8 else 0),
     )
+
+
+def _device(raw: object) -> dict[str, Any]:
+    """A birth's device entry: a map whose `id` is a str and whose `tags`, if any, map tag keys
+    to scalars (written as text). Anything else refuses the birth: the collector reads both."""
+    if not isinstance(raw, dict):
+        raise WireError("bad-device", f"device entry is {type(raw).__name__}")
+    device_id = raw.get("id")
+    problem = name_problem(device_id, "tag value")
+    if problem is not None or not device_id:
+        raise WireError("bad-device", problem or "empty id")
+    tags = raw.get("tags")
+    if tags is None:
+        return raw
+    if not isinstance(tags, dict):
+        raise WireError("bad-device", f"device {device_id}: tags is {type(tags).__name__}")
+    for key, value in tags.items():
+        if type(value) not in (str, int, float, bool):
+            raise WireError("bad-device", f"device {device_id}: tag {str(key)[:40]!r} is {type(value).__name__}")
+        problem = name_problem(key, "tag key") or name_problem(str(value), "tag value")
+        if problem is not None:
+            raise WireError("bad-name", f"device {device_id}: {problem}"[:160])
+    return raw
+
+
+def _tags_problem(tags: dict[Any, Any]) -> str | None:
+    for key, value in tags.items():
+        problem = name_problem(key, "tag key") or name_problem(value, "tag value")
+        if problem is not None:
+            return problem
+    return None
 
 
 def _decode_command(obj: dict[str, Any]) -> Command:
