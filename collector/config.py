@@ -101,12 +101,26 @@ class HttpSection(Strict):
     listen: str | None = Field(default="127.0.0.1:9108", pattern=r"^[^:]*:\d+$")
 
 
+class LimitsSection(Strict):
+    """What one gateway (or anyone who can publish) can make the collector hold or spend.
+    Each bound refuses the message as a dead letter `limit-...`, counted in `limits_hit`."""
+
+    birth_max_bytes: int = Field(default=256 * 1024, ge=1024)
+    birth_max_metrics: int = Field(default=2000, ge=1)
+    births_per_gateway: int = Field(default=4, ge=1, le=64)
+    message_max_readings: int = Field(default=10_000, ge=1)
+    max_gateways: int = Field(default=10_000, ge=1)
+    # Not a refusal (a valid message is never dropped for being slow): counted in `slow_messages`.
+    decode_max_ms: float = Field(default=50.0, gt=0)
+
+
 class CollectorConfig(Strict):
     collector: CollectorSection
     mqtt: MqttSection
     influx: InfluxSection
     spool: SpoolSection = SpoolSection()
     http: HttpSection = HttpSection()
+    limits: LimitsSection = LimitsSection()
 
 
 def load_collector_config(path: Path | str) -> CollectorConfig:

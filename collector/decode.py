@@ -9,6 +9,7 @@ Births, deaths and commands are rare and go through roadpulse.wire.decode.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
 from itertools import accumulate, compress, islice, pairwise, repeat
@@ -41,20 +42,33 @@ AliasTable = dict[int, Entry]
 
 
 def build_table(birth: Birth, *, health: bool = False) -> AliasTable:
-    """Each series' line prefix, computed once per birth. Health metrics land in roadpulse_agent."""
+    """Each series' line prefix, computed once per birth. Health metrics land in roadpulse_agent.
+
+    Metrics of one device mostly share their series (one per lane, say), so each distinct
+    series is checked and escaped once: a birth's cost grows with its distinct series.
+    """
     devices = {d.get("id"): d for d in birth.devices}
+    device_tags: dict[str, dict[str, str]] = {}
+    series_of: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+    keys: dict[str, str] = {}
     table: AliasTable = {}
     for metric in birth.metrics:
-        device_tags = devices.get(metric.device, {}).get("tags") or {}
-        tags = {str(k): str(v) for k, v in device_tags.items() if isinstance(v, str | int | float)}
-        tags.update(metric.tags)
-        tags["gateway"] = birth.gateway
-        tags["device"] = metric.device
+        base = device_tags.get(metric.device)
+        if base is None:
+            raw = devices.get(metric.device, {}).get("tags") or {}
+            base = device_tags[metric.device] = {
+                str(k): str(v) for k, v in raw.items() if isinstance(v, str | int | float)}
+        tags = {**base, **metric.tags, "gateway": birth.gateway, "device": metric.device}
         measurement = metric.measurement
         if health and not measurement.startswith("roadpulse_"):
             measurement = AGENT_MEASUREMENT
-        series = strict_series_key(measurement, tags) + " "
-        key = strict_field_key(metric.field)
+        where = (measurement, tuple(tags.items()))
+        series = series_of.get(where)
+        if series is None:
+            series = series_of[where] = strict_series_key(measurement, tags) + " "
+        key = keys.get(metric.field)
+        if key is None:
+            key = keys[metric.field] = strict_field_key(metric.field)
         decimals = (metric.decimals or 0) if metric.type == FLOAT else 0
         table[metric.alias] = (f"{series}{key}=", metric.type, series, key, decimals)
     return table
@@ -415,29 +429,70 @@ def _with_flags(entry: Entry, text: str, quality: object, *, flags: int, error: 
     return f"{entry[0]}{text}{extra}"
 
 
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    """Bounds on what one gateway can make the collector hold or spend (collector config [limits])."""
+
+    birth_max_bytes: int = 256 * 1024
+    birth_max_metrics: int = 2000
+    births_per_gateway: int = 4
+    message_max_readings: int = 10_000
+    max_gateways: int = 10_000
+
+
+class _Tables:
+    """One boot's compiled birth: the data table at once, the health table when first needed
+    (most aliases never appear in a health message, and a birth's cost is its tables)."""
+
+    __slots__ = ("_health", "birth", "compiled", "table")
+
+    def __init__(self, birth: Birth, table: AliasTable, compiled: Templates) -> None:
+        self.birth = birth
+        self.table = table
+        self.compiled = compiled
+        self._health: tuple[AliasTable, Templates] | None = None
+
+    def health(self) -> tuple[AliasTable, Templates]:
+        if self._health is None:
+            table = build_table(self.birth, health=True)
+            self._health = (table, templates(table))
+        return self._health
+
+
 class Decoder:
     """Turns payloads into Decoded results. Keeps alias tables per (gateway, boot); no I/O.
 
     The caller persists births (BirthStore) and feeds them back with `learn` at start-up.
     """
 
-    def __init__(self, boots_per_gateway: int = 4) -> None:
-        # (gateway, boot) -> data table, its templates, health table, its templates
-        self._tables: dict[tuple[str, str], tuple[AliasTable, Templates, AliasTable, Templates]] = {}
+    def __init__(self, limits: DecodeLimits | None = None, *, boots_per_gateway: int | None = None) -> None:
+        limits = limits or DecodeLimits()
+        if boots_per_gateway is not None:
+            limits = dataclasses.replace(limits, births_per_gateway=boots_per_gateway)
+        self.limits = limits
+        # (gateway, boot) -> data table and its templates; the health table, made on first use
+        self._tables: dict[tuple[str, str], _Tables] = {}
         self._order: dict[str, list[str]] = {}
-        self._keep = boots_per_gateway
+        self.births_evicted = 0  # births forgotten because a gateway had more than births_per_gateway
 
     def learn(self, birth: Birth) -> None:
+        """Raises WireError (`limit-...`) for a birth beyond a bound; nothing is learnt then."""
+        limits = self.limits
+        if len(birth.metrics) > limits.birth_max_metrics:
+            raise WireError("limit-birth-metrics", f"{len(birth.metrics)} metrics > {limits.birth_max_metrics}")
+        if birth.gateway not in self._order and len(self._order) >= limits.max_gateways:
+            raise WireError("limit-gateways", f"{len(self._order)} gateways known already")
         key = (birth.gateway, birth.boot)
-        table, health = build_table(birth), build_table(birth, health=True)
-        self._tables[key] = (table, templates(table), health, templates(health))
+        table = build_table(birth)
+        self._tables[key] = _Tables(birth, table, templates(table))
         boots = self._order.setdefault(birth.gateway, [])
         if birth.boot in boots:
             boots.remove(birth.boot)
         boots.append(birth.boot)
         # Replays of earlier boots still need their births, but not forever.
-        while len(boots) > self._keep:
+        while len(boots) > limits.births_per_gateway:
             self._tables.pop((birth.gateway, boots.pop(0)), None)
+            self.births_evicted += 1
 
     def known(self, gateway: str, boot: str) -> bool:
         return (gateway, boot) in self._tables
@@ -446,6 +501,8 @@ class Decoder:
         """Raises WireError (with .reason) for anything that must go to the dead letters."""
         if topic_kind in ("data", "health"):
             return self._data(topic_gateway, topic_kind, payload)
+        if topic_kind == "birth" and len(payload) > self.limits.birth_max_bytes:
+            raise WireError("limit-birth-bytes", f"{len(payload)} bytes > {self.limits.birth_max_bytes}")
         message = decode(payload)
         if isinstance(message, Birth):
             self._check_gateway(topic_gateway, message.gateway)
@@ -480,12 +537,14 @@ class Decoder:
             raise WireError("kind-mismatch", f"{kind} on {topic_kind} topic")
         gateway, boot, seq, base, flat, qualities, flags = _check_header(obj)
         self._check_gateway(topic_gateway, gateway)
+        if len(flat) > 3 * self.limits.message_max_readings:
+            raise WireError("limit-readings", f"{len(flat) // 3} readings > {self.limits.message_max_readings}")
         tables = self._tables.get((gateway, boot))
         if tables is None:
             self._validate_all(flat, qualities)
             return Decoded(Kind.PARK, gateway, boot, seq, missing=f"unknown boot {boot}",
                            health=kind == "health")
-        table, compiled = (tables[2], tables[3]) if kind == "health" else (tables[0], tables[1])
+        table, compiled = tables.health() if kind == "health" else (tables.table, tables.compiled)
         try:
             text, bad = data_lines(flat, base, qualities, flags, table, compiled=compiled)
         except _Unknown as exc:

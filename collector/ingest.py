@@ -62,6 +62,7 @@ class IngestLimits:
     batch_max_age_s: float
     batch_max_messages: int  # half the receive window, so the broker never waits on our acks
     park_timeout_s: float
+    decode_max_s: float = 0.05  # a message decoded slower than this is counted (slow_messages)
 
 
 class Ingest:
@@ -90,9 +91,9 @@ class Ingest:
         """paho's message object (tests, and paho's own PUBLISH handler for QoS 2)."""
         topic = message.topic
         self.on_publish(topic.encode() if isinstance(topic, str) else topic, message.qos, message.mid,
-                        bytes(message.payload))
+                        bytes(message.payload), retain=bool(getattr(message, "retain", False)))
 
-    def on_publish(self, topic_bytes: bytes, qos: int, mid: int, payload: bytes) -> None:
+    def on_publish(self, topic_bytes: bytes, qos: int, mid: int, payload: bytes, *, retain: bool = False) -> None:
         """One PUBLISH, straight from the MQTT client's parser: no message object per message."""
         if self.closed:  # shutting down: not acked, so the broker delivers it again next session
             return
@@ -105,7 +106,7 @@ class Ingest:
         if where is None:
             self._dead_letter("bad-topic", topic, "", payload, ticket)
             return
-        self._process(where, topic, payload, ticket, time.monotonic())
+        self._process(where, topic, payload, ticket, time.monotonic(), retain=retain)
 
     def _learn_topic(self, topic_bytes: bytes) -> tuple[str, tuple[str, str] | None]:
         """Topics repeat (a few per gateway): parse each once. Bounded against topic floods."""
@@ -117,9 +118,9 @@ class Ingest:
         return known
 
     def _process(self, where: tuple[str, str], topic: str, payload: bytes, ticket: Ticket,
-                 now: float) -> None:
+                 now: float, *, retain: bool = False) -> None:
         gateway, kind = where
-        decoded = self._decode(gateway, kind, topic, payload, ticket)
+        decoded = self._decode(gateway, kind, topic, payload, ticket, retain=retain)
         if decoded is None:
             return
         if decoded.kind is Kind.LINES:
@@ -129,16 +130,21 @@ class Ingest:
         else:
             self._accept_control(decoded, payload, ticket)
 
-    def _decode(self, gateway: str, kind: str, topic: str, payload: bytes, ticket: Ticket) -> Decoded | None:
+    def _decode(self, gateway: str, kind: str, topic: str, payload: bytes, ticket: Ticket, *,
+                retain: bool = False) -> Decoded | None:
         """The message decoded, or None when it went to the dead letters (its ticket with it).
 
         The boundary of message handling: whatever the decoder raises ends as a dead letter
         with a reason, so no message can leave its ticket unsettled and stop the acks.
         """
+        started = time.perf_counter()
         try:
-            return self._decoder.decode(gateway, kind, payload)
+            decoded = self._decoder.decode(gateway, kind, payload)
+            if time.perf_counter() - started > self._limits.decode_max_s:
+                self._stats.slow_messages += 1
+            return decoded
         except WireError as exc:
-            if kind == "birth" and self._seen_bad_birth(topic, payload):
+            if retain and kind == "birth" and self._seen_bad_birth(topic, payload):
                 self._stats.dead_letters_repeated += 1
                 self._add_ticket(ticket)
                 return None
@@ -156,7 +162,8 @@ class Ingest:
         return None
 
     def _seen_bad_birth(self, topic: str, payload: bytes) -> bool:
-        """True if this bad birth was dead-lettered before (remembering it now if not)."""
+        """True if this bad retained birth was dead-lettered before (remembering it now if not).
+        Only retained ones: the same bad birth published again is a new message, and a new dead letter."""
         key = hashlib.blake2b(payload, digest_size=16, key=topic.encode()[:64]).digest()
         if key in self._bad_births:
             self._bad_births.move_to_end(key)

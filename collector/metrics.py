@@ -91,6 +91,8 @@ class Stats:
     oldest_unacked_s: float = 0.0  # age of the oldest message not yet acked
     decode_errors: int = 0  # messages whose handling raised an unexpected error: dead-lettered
     limits_hit: int = 0  # messages or births refused by a [limits] bound: dead-lettered
+    births_evicted: int = 0  # births forgotten: a gateway had more than limits.births_per_gateway
+    slow_messages: int = 0  # messages whose decoding took longer than limits.decode_max_ms
     dead_letters_repeated: int = 0  # a bad birth seen again (retained, after a reconnect): acked, not kept twice
     # readings per second replayed from the spool, over the last self-metrics interval
     replay_rate: float = 0.0
@@ -125,7 +127,7 @@ _HELP = {
 _COUNTERS = {"messages_in", "readings_in", "health_in", "readings_written", "readings_spooled", "readings_replayed",
              "bad_values", "readings_rejected", "dead_letters", "duplicates", "gaps", "rebirth_requests", "births",
              "deaths", "batches_written", "write_errors", "write_seconds_total", "decode_errors", "limits_hit",
-             "dead_letters_repeated"}
+             "dead_letters_repeated", "births_evicted", "slow_messages"}
 
 
 def prometheus_text(stats: Stats, client_id: str) -> str:

@@ -177,6 +177,11 @@ class MqttLink:
 
     # ---- used by the collector ----
 
+    @property
+    def retained(self) -> bool:
+        """The RETAIN flag of the PUBLISH now being handled (valid inside the publish handler)."""
+        return self._client.retain_flag
+
     def ack(self, mid: int, qos: int) -> None:
         if qos and self.connected:
             self._client.ack(mid, qos)

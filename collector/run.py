@@ -20,7 +20,7 @@ from collector.acks import AckLedger, Ticket
 from collector.births import BirthStore
 from collector.config import CollectorConfig, load_collector_config
 from collector.deadletter import DeadLetters
-from collector.decode import NATIVE, Decoder
+from collector.decode import NATIVE, DecodeLimits, Decoder
 from collector.ingest import Batch, Ingest, IngestLimits
 from collector.metrics import Stats, self_metrics_line, serve_http
 from collector.mqtt import MqttLink
@@ -29,7 +29,7 @@ from collector.sink import Sink
 from collector.spool import Spool
 from collector.writer import InfluxWriter, target_from_config
 from roadpulse.configfile import ConfigError
-from roadpulse.wire import Command, Topics, encode_command
+from roadpulse.wire import Command, Topics, WireError, encode_command
 
 log = logging.getLogger("collector")
 
@@ -46,10 +46,17 @@ class Collector:
         self.stats = Stats()
         self.http_port: int | None = None
         self._ledger = AckLedger()
-        self._decoder = Decoder()
-        self._births = BirthStore(data_dir / "births")
+        bounds = config.limits
+        self._decoder = Decoder(DecodeLimits(
+            birth_max_bytes=bounds.birth_max_bytes, birth_max_metrics=bounds.birth_max_metrics,
+            births_per_gateway=bounds.births_per_gateway, message_max_readings=bounds.message_max_readings,
+            max_gateways=bounds.max_gateways))
+        self._births = BirthStore(data_dir / "births", bounds.births_per_gateway)
         for birth in self._births.load():
-            self._decoder.learn(birth)
+            try:
+                self._decoder.learn(birth)
+            except (WireError, ValueError) as exc:  # kept before a bound or a name rule refused it
+                log.warning("stored birth not loaded", extra={"gateway": birth.gateway, "error": str(exc)})
         self._dead = DeadLetters(data_dir / "deadletters")
         self._spool = Spool(data_dir / "spool", config.spool.max_bytes)
         self._seqs = SeqTracker(grace_s=config.collector.gap_grace_s,
@@ -64,6 +71,7 @@ class Collector:
             batch_max_age_s=config.influx.batch_max_age_s,
             batch_max_messages=max(1, config.mqtt.receive_maximum // 2),
             park_timeout_s=config.collector.park_timeout_s,
+            decode_max_s=config.limits.decode_max_ms / 1000,
         )
         self._ingest = Ingest(config.mqtt.topic_prefix, limits, decoder=self._decoder, births=self._births,
                               dead=self._dead, seqs=self._seqs, ledger=self._ledger, stats=self.stats,
@@ -76,7 +84,7 @@ class Collector:
         self._ingest.on_message(message)
 
     def _on_publish(self, topic: bytes, qos: int, mid: int, payload: bytes) -> None:
-        self._ingest.on_publish(topic, qos, mid, payload)
+        self._ingest.on_publish(topic, qos, mid, payload, retain=self._link.retained)
 
     def _on_connected(self, session_present: bool) -> None:
         self._ledger.new_connection()
@@ -108,6 +116,7 @@ class Collector:
             self.stats.parked = self._ingest.parked
             self.stats.mqtt_connected = self._link.ready
             self.stats.oldest_unacked_s = self._ledger.oldest_age(now)
+            self.stats.births_evicted = self._decoder.births_evicted
             self.stats.dead_letters = self._dead.count
             if now >= next_metrics:
                 next_metrics = now + self.config.collector.self_metrics_interval_s

@@ -182,12 +182,13 @@ def test_a_bad_birth_seen_again_is_dead_lettered_once(tmp_path: Path) -> None:
     ingest = _ingest(tmp_path, sealed, ledger, stats)
     payload = _poison_birth("g1", POISON[0])
     for mid in range(1, 4):  # the retained birth again after each reconnect
-        ingest.on_publish(b"rp/v1/g1/birth", 1, mid, payload)
-    ingest.on_publish(b"rp/v1/g2/birth", 1, 4, _poison_birth("g2", POISON[0]))
+        ingest.on_publish(b"rp/v1/g1/birth", 1, mid, payload, retain=True)
+    ingest.on_publish(b"rp/v1/g2/birth", 1, 4, _poison_birth("g2", POISON[0]), retain=True)
+    ingest.on_publish(b"rp/v1/g1/birth", 1, 5, payload)  # published anew, not retained: a new dead letter
     ingest.seal()
-    assert stats.dead_letters == 2
+    assert stats.dead_letters == 3
     assert stats.dead_letters_repeated == 2
-    assert len(ledger.settle([t for batch in sealed for t in batch.tickets])) == 4
+    assert len(ledger.settle([t for batch in sealed for t in batch.tickets])) == 5
 
 
 def test_the_oldest_unacked_message_has_an_age() -> None:
