@@ -27,8 +27,8 @@ from urllib.parse import urlparse
 import aiomqtt
 
 from agent.config import MqttConfig
-from agent.queue.base import DurableQueue, Record, Tx
 from roadpulse.backoff import Backoff
+from roadpulse.queue import DurableQueue, Record, Tx
 from roadpulse.wire import Command, Topics, WireError, decode
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ import msgpack
 from collector.lineproto import FLOAT, INTEGER, STRING, format_value, strict_field_key, strict_series_key, string_text
 from roadpulse.wire import Birth, Death, WireError, decode
 from roadpulse.wire.names import printable
-from roadpulse.wire.topics import valid_gateway_id
+from roadpulse.wire.validate import check_quality, check_reading, data_header
 
 try:  # the hot loop in C, built at install when a compiler is there (collector/_fastlines.c)
     from collector import _fastlines
@@ -101,48 +101,10 @@ class Decoded:
         return self.text.split("\n") if self.text else []
 
 
-def _check_header(obj: dict[Any, Any]) -> tuple[str, str, int, int, list[Any], dict[Any, Any], int]:
-    gateway = obj.get("gw")
-    if not isinstance(gateway, str):
-        raise WireError("missing-key" if gateway is None else "bad-type", "gw")
-    if not valid_gateway_id(gateway):
-        raise WireError("bad-gateway", gateway[:80])
-    boot = obj.get("boot")
-    if type(boot) is not str:
-        raise WireError("missing-key" if boot is None else "bad-type", "boot")
-    if not 1 <= len(boot) <= 64:
-        raise WireError("bad-boot", boot[:80])
-    for key in ("ts", "seq", "bt"):
-        if type(obj.get(key)) is not int:
-            raise WireError("missing-key" if key not in obj else "bad-type", key)
-    seq: int = obj["seq"]
-    if seq < 0:
-        raise WireError("bad-seq", str(seq))
-    flat = obj.get("r")
-    if type(flat) is not list:
-        raise WireError("missing-key" if flat is None else "bad-type", "r")
-    if len(flat) % 3:
-        raise WireError("bad-readings", f"{len(flat)} items is not a multiple of 3")
-    qualities = obj.get("q") or {}
-    if not isinstance(qualities, dict):
-        raise WireError("bad-type", "q")
-    flags = obj.get("tf", 0)
-    if type(flags) is not int or not 0 <= flags < 8:
-        raise WireError("bad-time-flags", repr(flags)[:40])
-    return gateway, boot, seq, obj["bt"], flat, qualities, flags
-
-
 def _check_reading(flat: list[Any], index: int, table: AliasTable) -> str | None:
     """Why reading `index` is invalid (a WireError), or the unknown alias (a PARK), or None."""
     alias, dt, value = flat[3 * index : 3 * index + 3]
-    if type(alias) is not int or alias < 0:
-        raise WireError("bad-alias", repr(alias)[:40])
-    if type(dt) is not int:
-        raise WireError("bad-dt", repr(dt)[:40])
-    if value is not None and not isinstance(value, int | float | str):
-        raise WireError("bad-value", type(value).__name__)
-    if type(value) is float and value - value != 0.0:
-        raise WireError("bad-value", "non-finite float")
+    check_reading(alias, dt, value)
     if alias not in table:
         return f"unknown alias {alias}"
     return None
@@ -365,10 +327,7 @@ def _nil_reason(quality: object) -> str:
     """The escaped `_err` text of a reading without a value, as `_with_flags` writes it."""
     if quality is None:
         return "nil"
-    if not (isinstance(quality, list) and len(quality) == 2 and quality[0] in (0, 1, 2)
-            and isinstance(quality[1], str)):
-        raise WireError("bad-quality", repr(quality)[:40])
-    return string_text(quality[1] or "nil")
+    return string_text(check_quality(quality)[1] or "nil")
 
 
 def _careful_lines(
@@ -413,10 +372,7 @@ class _Unknown(Exception):  # noqa: N818 - internal signal, never escapes this m
 def _with_flags(entry: Entry, text: str, quality: object, *, flags: int, error: str = "") -> str:
     extra = ""
     if quality is not None:
-        if not (isinstance(quality, list) and len(quality) == 2 and quality[0] in (0, 1, 2)
-                and isinstance(quality[1], str)):
-            raise WireError("bad-quality", repr(quality)[:40])
-        level, reason = quality
+        level, reason = check_quality(quality)
         if level and text:
             extra = f',{entry[3]}_q="{_QUALITY_NAMES[level]}:{string_text(reason)}"'
     else:
@@ -535,7 +491,7 @@ class Decoder:
                             repr(kind)[:20])
         if kind != topic_kind:
             raise WireError("kind-mismatch", f"{kind} on {topic_kind} topic")
-        gateway, boot, seq, base, flat, qualities, flags = _check_header(obj)
+        gateway, boot, seq, base, flat, qualities, flags = data_header(obj)
         self._check_gateway(topic_gateway, gateway)
         if len(flat) > 3 * self.limits.message_max_readings:
             raise WireError("limit-readings", f"{len(flat) // 3} readings > {self.limits.message_max_readings}")
@@ -560,6 +516,4 @@ class Decoder:
         for index, quality in qualities.items():
             if type(index) is not int or not 0 <= index < len(flat) // 3:
                 continue
-            if not (isinstance(quality, list) and len(quality) == 2 and quality[0] in (0, 1, 2)
-                    and isinstance(quality[1], str)):
-                raise WireError("bad-quality", repr(quality)[:40])
+            check_quality(quality)

@@ -18,7 +18,6 @@ import logging
 import time
 from collections.abc import Callable
 
-from agent.queue.base import StorageError
 from collector.acks import AckLedger, Ticket
 from collector.deadletter import DeadLetters
 from collector.ingest import Batch
@@ -36,6 +35,7 @@ from collector.writer import (
     normalize_body,
 )
 from roadpulse.backoff import Backoff
+from roadpulse.queue import StorageError
 
 log = logging.getLogger(__name__)
 

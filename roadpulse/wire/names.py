@@ -27,7 +27,7 @@ MAX_NAME = 256
 RESERVED_KEYS = frozenset({"time"})
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
 # The common case in one regex match: a name that passes every rule of a key (and so of any kind).
-_PLAIN_KEY = re.compile(r'[^\x00-\x1f\x7f-\x9f\\"#_][^\x00-\x1f\x7f-\x9f\\"]{0,%d}' % (MAX_NAME - 1))
+_PLAIN_KEY = re.compile(r'[^\x00-\x1f\x7f-\x9f\\"#_][^\x00-\x1f\x7f-\x9f\\"]{0,' + str(MAX_NAME - 1) + "}")
 
 
 def name_problem(name: object, kind: str) -> str | None:
