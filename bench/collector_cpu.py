@@ -40,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from collector.decode import NATIVE  # noqa: E402
+from collector.output.influxdb.compile import NATIVE  # noqa: E402
 from roadpulse.services import Influxd, Mosquitto, count_readings, free_port  # noqa: E402
 from tests.collector.traffic import Publisher, boot_id, make_batch, make_birth  # noqa: E402
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
-from collector.lineproto import fields_line
+from collector.output.influxdb.lineproto import fields_line
 
 log = logging.getLogger(__name__)
 

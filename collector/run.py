@@ -20,14 +20,16 @@ from collector.acks import AckLedger, Ticket
 from collector.births import BirthStore
 from collector.config import CollectorConfig, load_collector_config
 from collector.deadletter import DeadLetters
-from collector.decode import NATIVE, DecodeLimits, Decoder
+from collector.decode import DecodeLimits, Decoder
 from collector.ingest import Batch, Ingest, IngestLimits
 from collector.metrics import Stats, self_metrics_line, serve_http
 from collector.mqtt import MqttLink
+from collector.output.influxdb import InfluxOutput
+from collector.output.influxdb.compile import NATIVE
+from collector.output.influxdb.writer import target_from_config
 from collector.seqtrack import SeqTracker
 from collector.sink import Sink
 from collector.spool import Spool
-from collector.writer import InfluxWriter, target_from_config
 from roadpulse.configfile import ConfigError
 from roadpulse.wire import Command, Topics, WireError, encode_command
 
@@ -64,7 +66,7 @@ class Collector:
         self._link = MqttLink(config.mqtt, config.collector.client_id, self._on_message, self._on_connected,
                               on_publish=self._on_publish)
         target = target_from_config(config.influx)
-        self._sink = Sink(live=InfluxWriter(target), replay=InfluxWriter(target), spool=self._spool, dead=self._dead,
+        self._sink = Sink(live=InfluxOutput(target), replay=InfluxOutput(target), spool=self._spool, dead=self._dead,
                           stats=self.stats, ledger=self._ledger, ack=self._ack, use_gzip=config.influx.gzip)
         limits = IngestLimits(
             batch_max_lines=config.influx.batch_max_lines,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import collector.decode as decode_module
+import collector.output.influxdb.compile as decode_module
 from collector.acks import AckLedger
 from collector.births import BirthStore
 from collector.deadletter import DeadLetters

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.partial import Answer, error_text, partial_answer
-from collector.refusals import Refusal, write_resolving
-from collector.writer import InfluxWriter, WriteTarget
+from collector.output.influxdb.partial import Answer, error_text, partial_answer
+from collector.output.influxdb.refusals import Refusal, write_resolving
+from collector.output.influxdb.writer import InfluxWriter, WriteTarget
 from roadpulse.services import Influxd, Mosquitto, influx_query
 from roadpulse.wire import Birth, MetricDef
 from tests.collector.conftest import running, wait_for

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from roadpulse.queue import DurableQueue
 from collector.spool import Spool, SpoolFullError
+from roadpulse.queue import DurableQueue
 
 # The interface suite of the agent's queues (tests/agent_core/test_queue.py), run against the
 # spool through this module's `make_queue`. Eviction tests are left out on purpose: the spool
