@@ -68,7 +68,11 @@ class MqttSection(Strict):
 
 
 class InfluxSection(Strict):
+    """Where batches go: InfluxDB, or a server that takes its write API (VictoriaMetrics)."""
+
     url: str = Field(pattern=r"^https?://")
+    # victoriametrics: also a cluster's vminsert (url `http://vminsert:8480/insert/0/influx`), docs/scaling.md
+    server: Literal["influxdb", "victoriametrics"] = "influxdb"
     api: Literal["v1", "v2"] = "v1"
     database: str = "roadpulse"
     retention_policy: str | None = None

@@ -27,6 +27,7 @@ from collector.mqtt import MqttLink
 from collector.output.influxdb import InfluxOutput
 from collector.output.influxdb.compile import NATIVE
 from collector.output.influxdb.writer import target_from_config
+from collector.output.victoriametrics import VictoriaMetricsOutput
 from collector.seqtrack import SeqTracker
 from collector.sink import Sink
 from collector.spool import Spool
@@ -66,7 +67,8 @@ class Collector:
         self._link = MqttLink(config.mqtt, config.collector.client_id, self._on_message, self._on_connected,
                               on_publish=self._on_publish)
         target = target_from_config(config.influx)
-        self._sink = Sink(live=InfluxOutput(target), replay=InfluxOutput(target), spool=self._spool, dead=self._dead,
+        output = VictoriaMetricsOutput if config.influx.server == "victoriametrics" else InfluxOutput
+        self._sink = Sink(live=output(target), replay=output(target), spool=self._spool, dead=self._dead,
                           stats=self.stats, ledger=self._ledger, ack=self._ack, use_gzip=config.influx.gzip)
         limits = IngestLimits(
             batch_max_lines=config.influx.batch_max_lines,
