@@ -25,9 +25,9 @@ from agent.birth import BirthStore, HealthAliases, make_birth
 from agent.catalog import Catalog
 from agent.clock import ClockJudge, corrected
 from agent.queue import DurableQueue, Record, Tx
-from agent.queue.base import CommitResult
 from agent.queue.batcher import Sealed
 from agent.stats import AgentStats
+from roadpulse.queue import CommitResult
 from roadpulse.wire import (
     DataBatch,
     Death,
@@ -39,7 +39,7 @@ from roadpulse.wire import (
     encode_data,
     encode_death,
 )
-from roadpulse.wire.envelope import VERSION
+from roadpulse.wire.types import VERSION
 
 log = logging.getLogger(__name__)
 _REPLAY_MARK: bytes = msgpack.packb("rp") + msgpack.packb(True)

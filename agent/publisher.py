@@ -27,9 +27,9 @@ from urllib.parse import urlparse
 import aiomqtt
 
 from agent.config import MqttConfig
-from agent.queue.base import Record, Tx
 from agent.stats import AgentStats
 from roadpulse.backoff import Backoff
+from roadpulse.queue import Record, Tx
 from roadpulse.wire import Command, Topics, WireError, decode
 
 log = logging.getLogger(__name__)

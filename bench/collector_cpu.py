@@ -19,7 +19,12 @@ into its event-loop thread (paho, decoding, batching, acks) and the worker threa
 HTTP, spool). Every phase checks that InfluxDB holds every reading (zero loss under
 overload: backpressure via unacked messages, not drops). With --repeat, medians and ranges.
 
+With --against REV, each repetition also runs the collector of commit REV (a `git archive`
+of it, its C loop built in place) on the same services' kind and traffic, alternating with
+this tree's, so a regression shows as a ratio between the two measured in one run.
+
 Usage: bench/collector_cpu.py [--messages 4000] [--per-message 50] [--per-poll 1] [--decimals 1] [--repeat 5]
+                              [--against HEAD~1]
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -40,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from collector.decode import NATIVE  # noqa: E402
+from collector.output.influxdb.compile import NATIVE  # noqa: E402
 from roadpulse.services import Influxd, Mosquitto, count_readings, free_port  # noqa: E402
 from tests.collector.traffic import Publisher, boot_id, make_batch, make_birth  # noqa: E402
 
@@ -137,10 +143,10 @@ listen = "127.0.0.1:{http_port}"
     return path
 
 
-def start(config: Path, log: Path, http_port: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def start(config: Path, log: Path, http_port: int, root: Path = ROOT) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONPATH=str(root))
     with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "collector.run", str(config)], cwd=ROOT, env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "collector.run", str(config)], cwd=root, env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -166,8 +172,24 @@ def wait_written(port: int, target: int, timeout: float = 300) -> float:
     raise RuntimeError("collector did not write everything in time")
 
 
-def one_run(args: argparse.Namespace) -> tuple[Phase, Phase, int]:
-    """(backlog, live, readings stored in InfluxDB)."""
+def extract(rev: str, into: Path) -> Path:
+    """The tree of commit `rev` (git archive), its C loop built in place, for --against."""
+    tree = into / "tree"
+    tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    # Built with the compiler directly (as setup.py's Extension would): setup.py reads pyproject.toml,
+    # which the setuptools in a venv may be too old for outside pip's isolated build.
+    source = tree / "collector" / "_fastlines.c"
+    if source.exists():
+        suffix = sysconfig.get_config_var("EXT_SUFFIX")
+        subprocess.run(["gcc", "-shared", "-fPIC", "-O2", f"-I{sysconfig.get_paths()['include']}", str(source),
+                        "-o", str(source.with_name(f"_fastlines{suffix}"))], check=True)
+    return tree
+
+
+def one_run(args: argparse.Namespace, root: Path = ROOT) -> tuple[Phase, Phase, int]:
+    """(backlog, live, readings stored in InfluxDB), with the collector of the tree at `root`."""
     total = args.messages * args.per_message
     with tempfile.TemporaryDirectory(prefix="rp-bench-") as tmp:
         work = Path(tmp)
@@ -185,7 +207,7 @@ def one_run(args: argparse.Namespace) -> tuple[Phase, Phase, int]:
                        for s in range(2 * args.messages)]
 
             # The persistent session gets created (connected, subscriptions acknowledged).
-            proc = start(config, work / "collector.log", http_port)
+            proc = start(config, work / "collector.log", http_port, root)
             deadline = time.monotonic() + 20
             while metric(http_port, "mqtt_connected") < 1 and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -198,7 +220,7 @@ def one_run(args: argparse.Namespace) -> tuple[Phase, Phase, int]:
             assert broker.pid is not None
             os.kill(broker.pid, signal.SIGSTOP)
             try:
-                proc = start(config, work / "collector.log", http_port)
+                proc = start(config, work / "collector.log", http_port, root)
                 time.sleep(0.5)
                 window = Window(proc.pid, influx.pid).open()
             finally:
@@ -258,7 +280,12 @@ def main() -> int:
                         help="declare the float metrics (speeds, 1 decimal) scaled, so they travel as ints "
                              "(as the agent sends x0.1 registers); default: plain floats")
     parser.add_argument("--repeat", type=int, default=3, help="runs, each with fresh services; medians reported")
+    parser.add_argument("--against", metavar="REV", default=None,
+                        help="also run commit REV's collector in each repetition, alternating, and compare")
     args = parser.parse_args()
+    if args.against:
+        with tempfile.TemporaryDirectory(prefix="rp-bench-rev-") as tmp:
+            return compare(args, extract(args.against, Path(tmp)))
     total = args.messages * args.per_message
     floats = f"scaled, {args.decimals} decimals" if args.decimals is not None else "plain"
     print(f"readings per phase: {total} ({args.messages} messages x {args.per_message}), "
@@ -282,6 +309,32 @@ def main() -> int:
         print(f"  {name}: collector {_spread([p.us(p.cpu) for p in runs])} µs/reading; "
               f"influxd {_spread([p.us(p.influx) for p in runs])} µs/point; "
               f"ratio {_spread([p.ratio for p in runs])}")
+    print(f"  loss: {'LOSS in at least one run' if lost else 'none in any run'}")
+    return 1 if lost else 0
+
+
+def compare(args: argparse.Namespace, other: Path) -> int:
+    """This tree's collector and `--against`'s, alternating within each repetition."""
+    trees = {"this tree": ROOT, args.against: other}
+    phases: dict[tuple[str, str], list[Phase]] = {}
+    lost = False
+    print(f"comparing this tree with {args.against}: {args.messages} messages x {args.per_message} per phase, "
+          f"{args.repeat} run(s) each, alternating", flush=True)
+    for run in range(args.repeat):
+        for name, root in (trees.items() if run % 2 == 0 else reversed(trees.items())):
+            backlog, live, stored = one_run(args, root)
+            lost |= stored != 2 * args.messages * args.per_message
+            for phase_name, phase in (("backlog drain", backlog), ("live overload", live)):
+                phases.setdefault((name, phase_name), []).append(phase)
+                print(f"run {run + 1} {name}: " + _show(phase_name, phase), flush=True)
+    print("summary (medians; collector CPU per reading, and its ratio to influxd's per point):")
+    for phase_name in ("backlog drain", "live overload"):
+        mine, theirs = phases[("this tree", phase_name)], phases[(args.against, phase_name)]
+        ours_us = statistics.median(p.us(p.cpu) for p in mine)
+        their_us = statistics.median(p.us(p.cpu) for p in theirs)
+        print(f"  {phase_name}: this tree {ours_us:.2f} µs/reading (ratio {_spread([p.ratio for p in mine])}), "
+              f"{args.against} {their_us:.2f} µs/reading (ratio {_spread([p.ratio for p in theirs])}); "
+              f"this / {args.against} = {ours_us / their_us:.2f}")
     print(f"  loss: {'LOSS in at least one run' if lost else 'none in any run'}")
     return 1 if lost else 0
 

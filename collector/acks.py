@@ -7,19 +7,21 @@ settled message only when everything before it is settled too.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 
 
 class Ticket:
     """One received message awaiting its ack. Built per message, never per reading."""
 
-    __slots__ = ("done", "generation", "mid", "qos")
+    __slots__ = ("arrived", "done", "generation", "mid", "qos")
 
-    def __init__(self, mid: int, qos: int, generation: int) -> None:
+    def __init__(self, mid: int, qos: int, generation: int, arrived: float = 0.0) -> None:
         self.mid = mid
         self.qos = qos
         self.generation = generation
         self.done = False
+        self.arrived = arrived  # monotonic seconds
 
 
 class AckLedger:
@@ -27,8 +29,8 @@ class AckLedger:
         self._queue: deque[Ticket] = deque()
         self.generation = 0
 
-    def arrive(self, mid: int, qos: int) -> Ticket:
-        ticket = Ticket(mid, qos, self.generation)
+    def arrive(self, mid: int, qos: int, now: float | None = None) -> Ticket:
+        ticket = Ticket(mid, qos, self.generation, time.monotonic() if now is None else now)
         self._queue.append(ticket)
         return ticket
 
@@ -52,3 +54,8 @@ class AckLedger:
     @property
     def pending(self) -> int:
         return len(self._queue)
+
+    def oldest_age(self, now: float) -> float:
+        """Seconds the oldest unacked message has waited (0 when none waits): a message that is
+        never settled stops every ack after it, so this is what /healthz watches."""
+        return now - self._queue[0].arrived if self._queue else 0.0

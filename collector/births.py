@@ -23,7 +23,7 @@ class BirthStore:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self._keep = boots_per_gateway
-        self._raw: dict[str, list[bytes]] = {}
+        self._raw: dict[str, list[tuple[str, bytes]]] = {}  # gateway -> (boot, payload), oldest first
 
     def load(self) -> list[Birth]:
         births: list[Birth] = []
@@ -33,7 +33,7 @@ class BirthStore:
             except (ValueError, msgpack.ExtraData, msgpack.UnpackException) as exc:
                 log.warning("unreadable birth file", extra={"path": str(path), "error": str(exc)})
                 continue
-            kept: list[bytes] = []
+            kept: list[tuple[str, bytes]] = []
             for raw in payloads if isinstance(payloads, list) else []:
                 try:
                     message = decode(raw)
@@ -41,29 +41,22 @@ class BirthStore:
                     continue
                 if isinstance(message, Birth):
                     births.append(message)
-                    kept.append(raw)
+                    kept.append((message.boot, raw))
             if kept:
                 self._raw[path.stem] = kept
         return births
 
     def save(self, birth: Birth, payload: bytes) -> None:
         """Durable when it returns."""
-        raws = [r for r in self._raw.get(birth.gateway, []) if _boot(r) != birth.boot]
-        raws.append(payload)
-        raws = raws[-self._keep :]
-        self._raw[birth.gateway] = raws
+        kept = [(boot, raw) for boot, raw in self._raw.get(birth.gateway, []) if boot != birth.boot]
+        kept.append((birth.boot, payload))
+        kept = kept[-self._keep :]
+        self._raw[birth.gateway] = kept
         path = self.directory / f"{birth.gateway}.births"
         tmp = path.with_suffix(".tmp")
         with tmp.open("wb") as fh:
-            fh.write(msgpack.packb(raws))
+            fh.write(msgpack.packb([raw for _, raw in kept]))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
 
-
-def _boot(raw: bytes) -> str:
-    try:
-        message = decode(raw)
-    except WireError:
-        return ""
-    return message.boot if isinstance(message, Birth) else ""

@@ -17,6 +17,8 @@ class CollectorSection(Strict):
     park_timeout_s: float = Field(default=10.0, gt=0)
     gap_grace_s: float = Field(default=30.0, gt=0)
     self_metrics_interval_s: float = Field(default=10.0, gt=0)
+    # /healthz fails when a message has waited longer than this for its ack (a stalled ledger).
+    unacked_max_age_s: float = Field(default=120.0, gt=0)
 
 
 class MqttSection(MqttLinkConfig):
@@ -32,7 +34,11 @@ class MqttSection(MqttLinkConfig):
 
 
 class InfluxSection(Strict):
+    """Where batches go: InfluxDB, or a server that takes its write API (VictoriaMetrics)."""
+
     url: HttpUrl
+    # victoriametrics: also a cluster's vminsert (url `http://vminsert:8480/insert/0/influx`), docs/scaling.md
+    server: Literal["influxdb", "victoriametrics"] = "influxdb"
     api: Literal["v1", "v2"] = "v1"
     database: str = "roadpulse"
     retention_policy: str | None = None
@@ -63,12 +69,26 @@ class HttpSection(Strict):
     listen: ListenAddress | None = "127.0.0.1:9108"
 
 
+class LimitsSection(Strict):
+    """What one gateway (or anyone who can publish) can make the collector hold or spend.
+    Each bound refuses the message as a dead letter `limit-...`, counted in `limits_hit`."""
+
+    birth_max_bytes: int = Field(default=256 * 1024, ge=1024)
+    birth_max_metrics: int = Field(default=2000, ge=1)
+    births_per_gateway: int = Field(default=4, ge=1, le=64)
+    message_max_readings: int = Field(default=10_000, ge=1)
+    max_gateways: int = Field(default=10_000, ge=1)
+    # Not a refusal (a valid message is never dropped for being slow): counted in `slow_messages`.
+    decode_max_ms: float = Field(default=50.0, gt=0)
+
+
 class CollectorConfig(Strict):
     collector: CollectorSection
     mqtt: MqttSection
     influx: InfluxSection
     spool: SpoolSection = SpoolSection()
     http: HttpSection = HttpSection()
+    limits: LimitsSection = LimitsSection()
 
 
 def load_collector_config(path: Path | str) -> CollectorConfig:

@@ -8,8 +8,10 @@ rebirth is requested; it is decoded when the birth comes or dead-lettered as `no
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,6 +30,10 @@ log = logging.getLogger(__name__)
 REBIRTH_INTERVAL_S = 5.0
 MAX_PARKED = 10_000
 MAX_TOPICS = 100_000
+MAX_REBIRTH_KEYS = 100_000
+# Bad births remembered, so a retained one is dead-lettered once, not again on every reconnect.
+MAX_BAD_BIRTHS = 4096
+ERROR_LOG_INTERVAL_S = 60.0
 
 
 @dataclass(slots=True)
@@ -56,6 +62,7 @@ class IngestLimits:
     batch_max_age_s: float
     batch_max_messages: int  # half the receive window, so the broker never waits on our acks
     park_timeout_s: float
+    decode_max_s: float = 0.05  # a message decoded slower than this is counted (slow_messages)
 
 
 class Ingest:
@@ -76,15 +83,17 @@ class Ingest:
         self._parked: list[_Parked] = []
         self._last_rebirth: dict[tuple[str, str], float] = {}
         self._topics: dict[bytes, tuple[str, tuple[str, str] | None]] = {}
+        self._bad_births: OrderedDict[bytes, None] = OrderedDict()
+        self._error_logged = -1e9
         self.closed = False
 
     def on_message(self, message: paho.MQTTMessage) -> None:
         """paho's message object (tests, and paho's own PUBLISH handler for QoS 2)."""
         topic = message.topic
         self.on_publish(topic.encode() if isinstance(topic, str) else topic, message.qos, message.mid,
-                        bytes(message.payload))
+                        bytes(message.payload), retain=bool(getattr(message, "retain", False)))
 
-    def on_publish(self, topic_bytes: bytes, qos: int, mid: int, payload: bytes) -> None:
+    def on_publish(self, topic_bytes: bytes, qos: int, mid: int, payload: bytes, *, retain: bool = False) -> None:
         """One PUBLISH, straight from the MQTT client's parser: no message object per message."""
         if self.closed:  # shutting down: not acked, so the broker delivers it again next session
             return
@@ -97,7 +106,7 @@ class Ingest:
         if where is None:
             self._dead_letter("bad-topic", topic, "", payload, ticket)
             return
-        self._process(where, topic, payload, ticket, time.monotonic())
+        self._process(where, topic, payload, ticket, time.monotonic(), retain=retain)
 
     def _learn_topic(self, topic_bytes: bytes) -> tuple[str, tuple[str, str] | None]:
         """Topics repeat (a few per gateway): parse each once. Bounded against topic floods."""
@@ -109,12 +118,10 @@ class Ingest:
         return known
 
     def _process(self, where: tuple[str, str], topic: str, payload: bytes, ticket: Ticket,
-                 now: float) -> None:
+                 now: float, *, retain: bool = False) -> None:
         gateway, kind = where
-        try:
-            decoded = self._decoder.decode(gateway, kind, payload)
-        except WireError as exc:
-            self._dead_letter(exc.reason, topic, exc.detail, payload, ticket)
+        decoded = self._decode(gateway, kind, topic, payload, ticket, retain=retain)
+        if decoded is None:
             return
         if decoded.kind is Kind.LINES:
             self._accept_lines(decoded, ticket, now)
@@ -122,6 +129,49 @@ class Ingest:
             self._park(decoded, topic, kind, payload, ticket, now=now)
         else:
             self._accept_control(decoded, payload, ticket)
+
+    def _decode(self, gateway: str, kind: str, topic: str, payload: bytes, ticket: Ticket, *,
+                retain: bool = False) -> Decoded | None:
+        """The message decoded, or None when it went to the dead letters (its ticket with it).
+
+        The boundary of message handling: whatever the decoder raises ends as a dead letter
+        with a reason, so no message can leave its ticket unsettled and stop the acks.
+        """
+        started = time.perf_counter()
+        try:
+            decoded = self._decoder.decode(gateway, kind, payload)
+            if time.perf_counter() - started > self._limits.decode_max_s:
+                self._stats.slow_messages += 1
+            return decoded
+        except WireError as exc:
+            if retain and kind == "birth" and self._seen_bad_birth(topic, payload):
+                self._stats.dead_letters_repeated += 1
+                self._add_ticket(ticket)
+                return None
+            if exc.reason.startswith("limit-"):
+                self._stats.limits_hit += 1
+            self._dead_letter(exc.reason, topic, exc.detail, payload, ticket)
+        except Exception as exc:  # the boundary above: a bug must not stall ingest
+            self._stats.decode_errors += 1
+            now = time.monotonic()
+            if now - self._error_logged >= ERROR_LOG_INTERVAL_S:
+                self._error_logged = now
+                log.exception("message handling failed; dead-lettered (logged at most once a minute)",
+                              extra={"topic": topic[:200]})
+            self._dead_letter("decode-error", topic, f"{type(exc).__name__}: {exc}"[:200], payload, ticket)
+        return None
+
+    def _seen_bad_birth(self, topic: str, payload: bytes) -> bool:
+        """True if this bad retained birth was dead-lettered before (remembering it now if not).
+        Only retained ones: the same bad birth published again is a new message, and a new dead letter."""
+        key = hashlib.blake2b(payload, digest_size=16, key=topic.encode()[:64]).digest()
+        if key in self._bad_births:
+            self._bad_births.move_to_end(key)
+            return True
+        self._bad_births[key] = None
+        if len(self._bad_births) > MAX_BAD_BIRTHS:
+            self._bad_births.popitem(last=False)
+        return False
 
     def _accept_lines(self, decoded: Decoded, ticket: Ticket, now: float) -> None:
         stats = self._stats
@@ -148,7 +198,10 @@ class Ingest:
     def _accept_control(self, decoded: Decoded, payload: bytes, ticket: Ticket) -> None:
         if decoded.kind is Kind.BIRTH and decoded.birth is not None:
             self._stats.births += 1
-            self._births.save(decoded.birth, payload)
+            try:
+                self._births.save(decoded.birth, payload)
+            except OSError as exc:  # decoding goes on from memory; only a restart would miss it
+                log.error("cannot persist birth", extra={"gateway": decoded.gateway, "error": str(exc)})
             log.info("birth", extra={"gateway": decoded.gateway, "boot": decoded.boot,
                                      "metrics": len(decoded.birth.metrics)})
             self._unpark(decoded.gateway, decoded.boot)
@@ -183,6 +236,8 @@ class Ingest:
         key = (decoded.gateway, decoded.boot)
         last = self._last_rebirth.get(key, -1e9)
         if now - last >= REBIRTH_INTERVAL_S:
+            if len(self._last_rebirth) >= MAX_REBIRTH_KEYS:  # boots made up by a flood of data
+                self._last_rebirth.clear()
             self._last_rebirth[key] = now
             self._stats.rebirth_requests += 1
             log.info("rebirth requested", extra={"gateway": decoded.gateway, "boot": decoded.boot,
@@ -197,10 +252,8 @@ class Ingest:
         now = time.monotonic()
         for parked in ready:
             # Still unknown after the birth (an alias it does not define): dead letter, not a new park.
-            try:
-                decoded = self._decoder.decode(parked.gateway, parked.kind, parked.payload)
-            except WireError as exc:
-                self._dead_letter(exc.reason, parked.topic, exc.detail, parked.payload, parked.ticket)
+            decoded = self._decode(parked.gateway, parked.kind, parked.topic, parked.payload, parked.ticket)
+            if decoded is None:
                 continue
             if decoded.kind is Kind.LINES:
                 self._accept_lines(decoded, parked.ticket, now)

@@ -85,6 +85,9 @@ class LeanClient(paho.Client):
     _rbuf: bytes = b""
     _rpos: int = 0
     publish_handler: PublishHandler | None = None
+    # The RETAIN flag of the PUBLISH being handled (read by the handler: a retained birth comes
+    # again on every reconnect, and a bad one is dead-lettered once).
+    retain_flag: bool = False
 
     def _sock_recv(self, bufsize: int) -> bytes:
         # paho asks the kernel for each packet's header byte, length and body separately (~4
@@ -166,6 +169,7 @@ class LeanClient(paho.Client):
             except (IndexError, ValueError) as exc:
                 raise MalformedPacket(str(exc)) from None
             pos = self._rpos = body + length  # consumed before the handler runs, whatever it does
+            self.retain_flag = bool(header & 0x01)
             handler(topic, qos, mid, payload)
             if qos and not self._manual_ack:
                 self._send_puback(mid)
@@ -182,6 +186,7 @@ class LeanClient(paho.Client):
             topic, qos, mid, payload = split_publish(header, self._in_packet["packet"])
         except (IndexError, ValueError) as exc:
             raise MalformedPacket(str(exc)) from None  # paho then drops the connection, as its own decoder would
+        self.retain_flag = bool(header & 0x01)
         handler(topic, qos, mid, payload)
         if qos and not self._manual_ack:
             return self._send_puback(mid)

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
-from collector.lineproto import fields_line
+from collector.output.influxdb.lineproto import fields_line
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,12 @@ class Stats:
     influx_up: bool = True
     mqtt_connected: bool = False  # connected and subscriptions acknowledged
     acks_pending: int = 0
+    oldest_unacked_s: float = 0.0  # age of the oldest message not yet acked
+    decode_errors: int = 0  # messages whose handling raised an unexpected error: dead-lettered
+    limits_hit: int = 0  # messages or births refused by a [limits] bound: dead-lettered
+    births_evicted: int = 0  # births forgotten: a gateway had more than limits.births_per_gateway
+    slow_messages: int = 0  # messages whose decoding took longer than limits.decode_max_ms
+    dead_letters_repeated: int = 0  # a bad birth seen again (retained, after a reconnect): acked, not kept twice
     # readings per second replayed from the spool, over the last self-metrics interval
     replay_rate: float = 0.0
     extra: dict[str, int] = field(default_factory=dict)
@@ -111,13 +117,17 @@ _HELP = {
     "gaps": "sequence numbers missing after the grace period",
     "rebirth_requests": "rebirth commands published",
     "spool_depth": "batches waiting in the on-disk spool",
+    "oldest_unacked_s": "age of the oldest message not yet acked (/healthz fails past collector.unacked_max_age_s)",
+    "decode_errors": "messages whose handling raised an unexpected error, dead-lettered as decode-error",
+    "limits_hit": "messages or births refused by a [limits] bound, dead-lettered",
     "write_seconds_total": "time spent in InfluxDB writes",
     "write_seconds": "duration of one InfluxDB write (a batch, or a part of one split after a 413)",
     "batch_lines": "lines (readings and agent health values) per batch handed to the writer",
 }
 _COUNTERS = {"messages_in", "readings_in", "health_in", "readings_written", "readings_spooled", "readings_replayed",
              "bad_values", "readings_rejected", "dead_letters", "duplicates", "gaps", "rebirth_requests", "births",
-             "deaths", "batches_written", "write_errors", "write_seconds_total"}
+             "deaths", "batches_written", "write_errors", "write_seconds_total", "decode_errors", "limits_hit",
+             "dead_letters_repeated", "births_evicted", "slow_messages"}
 
 
 def prometheus_text(stats: Stats, client_id: str) -> str:
@@ -162,7 +172,8 @@ async def serve_http(listen: str, stats: Callable[[], Stats], client_id: str,
                 ctype = "application/json"
                 s = stats()
                 body = json.dumps({"ok": ok, "mqtt_connected": s.mqtt_connected, "influx_up": s.influx_up,
-                                   "spool_depth": s.spool_depth, "spool_full": s.spool_full}) + "\n"
+                                   "spool_depth": s.spool_depth, "spool_full": s.spool_full,
+                                   "oldest_unacked_s": round(s.oldest_unacked_s, 3)}) + "\n"
             else:
                 status, ctype, body = "404 Not Found", "text/plain", "not found\n"
             data = body.encode()

@@ -1,7 +1,7 @@
 """paho-mqtt 2.x driven by the asyncio loop: no thread, no second event loop.
 
 Sockets are watched with loop.add_reader/add_writer (as in paho's examples/loop_asyncio.py)
-and a timer calls loop_misc for keepalives. Messages are acked manually (`ack`), by the
+and a timer calls loop_misc for keepalives. Messages are acked manually (`ack_many`), by the
 collector, once what they carry is durable. The session is persistent: fixed client id,
 MQTT 5 clean start off and a session expiry, so the broker holds our QoS 1 messages while
 we are away or slow.
@@ -178,9 +178,10 @@ class MqttLink:
 
     # ---- used by the collector ----
 
-    def ack(self, mid: int, qos: int) -> None:
-        if qos and self.connected:
-            self._client.ack(mid, qos)
+    @property
+    def retained(self) -> bool:
+        """The RETAIN flag of the PUBLISH now being handled (valid inside the publish handler)."""
+        return self._client.retain_flag
 
     def ack_many(self, mids: list[int]) -> None:
         """PUBACK these QoS 1 messages, in this order, as one queued write (one `send`, not one each)."""

@@ -19,16 +19,19 @@ from collector.acks import AckLedger, Ticket
 from collector.births import BirthStore
 from collector.config import CollectorConfig, load_collector_config
 from collector.deadletter import DeadLetters
-from collector.decode import NATIVE, Decoder
+from collector.decode import DecodeLimits, Decoder
 from collector.ingest import Batch, Ingest, IngestLimits
 from collector.metrics import Stats, self_metrics_line, serve_http
 from collector.mqtt import MqttLink
+from collector.output.influxdb import InfluxOutput
+from collector.output.influxdb.compile import NATIVE
+from collector.output.influxdb.writer import target_from_config
+from collector.output.victoriametrics import VictoriaMetricsOutput
 from collector.seqtrack import SeqTracker
 from collector.sink import Sink
 from collector.spool import Spool
-from collector.writer import InfluxWriter, target_from_config
 from roadpulse.configfile import ConfigError
-from roadpulse.wire import Command, Topics, encode_command
+from roadpulse.wire import Command, Topics, WireError, encode_command
 
 log = logging.getLogger("collector")
 
@@ -45,10 +48,17 @@ class Collector:
         self.stats = Stats()
         self.http_port: int | None = None
         self._ledger = AckLedger()
-        self._decoder = Decoder()
-        self._births = BirthStore(data_dir / "births")
+        bounds = config.limits
+        self._decoder = Decoder(DecodeLimits(
+            birth_max_bytes=bounds.birth_max_bytes, birth_max_metrics=bounds.birth_max_metrics,
+            births_per_gateway=bounds.births_per_gateway, message_max_readings=bounds.message_max_readings,
+            max_gateways=bounds.max_gateways))
+        self._births = BirthStore(data_dir / "births", bounds.births_per_gateway)
         for birth in self._births.load():
-            self._decoder.learn(birth)
+            try:
+                self._decoder.learn(birth)
+            except (WireError, ValueError) as exc:  # kept before a bound or a name rule refused it
+                log.warning("stored birth not loaded", extra={"gateway": birth.gateway, "error": str(exc)})
         self._dead = DeadLetters(data_dir / "deadletters")
         self._spool = Spool(data_dir / "spool", config.spool.max_bytes)
         self._seqs = SeqTracker(grace_s=config.collector.gap_grace_s,
@@ -56,13 +66,15 @@ class Collector:
         self._link = MqttLink(config.mqtt, config.collector.client_id, self._on_message, self._on_connected,
                               on_publish=self._on_publish)
         target = target_from_config(config.influx)
-        self._sink = Sink(live=InfluxWriter(target), replay=InfluxWriter(target), spool=self._spool, dead=self._dead,
+        output = VictoriaMetricsOutput if config.influx.server == "victoriametrics" else InfluxOutput
+        self._sink = Sink(live=output(target), replay=output(target), spool=self._spool, dead=self._dead,
                           stats=self.stats, ledger=self._ledger, ack=self._ack, use_gzip=config.influx.gzip)
         limits = IngestLimits(
             batch_max_lines=config.influx.batch_max_lines,
             batch_max_age_s=config.influx.batch_max_age_s,
             batch_max_messages=max(1, config.mqtt.receive_maximum // 2),
             park_timeout_s=config.collector.park_timeout_s,
+            decode_max_s=config.limits.decode_max_ms / 1000,
         )
         self._ingest = Ingest(config.mqtt.topic_prefix, limits, decoder=self._decoder, births=self._births,
                               dead=self._dead, seqs=self._seqs, ledger=self._ledger, stats=self.stats,
@@ -75,7 +87,7 @@ class Collector:
         self._ingest.on_message(message)
 
     def _on_publish(self, topic: bytes, qos: int, mid: int, payload: bytes) -> None:
-        self._ingest.on_publish(topic, qos, mid, payload)
+        self._ingest.on_publish(topic, qos, mid, payload, retain=self._link.retained)
 
     def _on_connected(self, session_present: bool) -> None:
         self._ledger.new_connection()
@@ -106,6 +118,8 @@ class Collector:
             self._seqs.expire(now)
             self.stats.parked = self._ingest.parked
             self.stats.mqtt_connected = self._link.ready
+            self.stats.oldest_unacked_s = self._ledger.oldest_age(now)
+            self.stats.births_evicted = self._decoder.births_evicted
             self.stats.dead_letters = self._dead.count
             if now >= next_metrics:
                 next_metrics = now + self.config.collector.self_metrics_interval_s
@@ -129,7 +143,10 @@ class Collector:
             await asyncio.sleep(gap_s)
 
     def healthy(self) -> bool:
-        return self._link.ready and not self.stats.spool_full
+        """Connected, room to spool, and no message waiting for its ack too long (a stalled
+        ack stops the broker's deliveries after its in-flight window)."""
+        return (self._link.ready and not self.stats.spool_full
+                and self._ledger.oldest_age(time.monotonic()) <= self.config.collector.unacked_max_age_s)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then shut down cleanly (flush, ack what is durable, disconnect)."""

@@ -1,9 +1,10 @@
-"""Where sealed batches become durable: written to InfluxDB, or spooled to disk, then acked.
+"""Where sealed batches become durable: written to the output, or spooled to disk, then acked.
 
-One place decides what each write error means:
+Typed against collector/output/base.py's `Output` (InfluxDB, VictoriaMetrics, ...). One
+place decides what each write error means:
 - WriteRejected: the data is wrong; dead-letter the lines, ack (retrying cannot help);
-- WriteTooLarge and partial writes: collector/refusals.py works out which lines were
-  refused; those are dead-lettered once the batch has settled, the rest counts as written;
+- refusals in a write's result (a 413 split, a partial write: the output works out which
+  lines were refused): dead-lettered once the batch has settled, the rest counts as written;
 - WriteThrottled / WriteRetryable: InfluxDB is unavailable; spool the batch (durable), ack,
   and let the replay task retry the spool after Retry-After or a jittered backoff.
 While InfluxDB is down, live batches go straight to the spool. When the spool is full, the
@@ -18,30 +19,22 @@ import logging
 import time
 from collections.abc import Callable
 
-from agent.queue.base import StorageError
 from collector.acks import AckLedger, Ticket
+from collector.body import body_text, encode_body
 from collector.deadletter import DeadLetters
 from collector.ingest import Batch
 from collector.metrics import OWN_MEASUREMENTS, Stats
-from collector.refusals import Refusal, write_resolving
+from collector.output.base import Output, Refusal, WriteResult
+from collector.output.errors import WriteError, WriteRejected, WriteRetryable, WriteThrottled
 from collector.spool import Spool, SpoolFullError
-from collector.writer import (
-    InfluxWriter,
-    WriteError,
-    WriteRejected,
-    WriteRetryable,
-    WriteThrottled,
-    body_text,
-    encode_body,
-    normalize_body,
-)
 from roadpulse.backoff import Backoff
+from roadpulse.queue import StorageError
 
 log = logging.getLogger(__name__)
 
 
 class Sink:
-    def __init__(self, *, live: InfluxWriter, replay: InfluxWriter, spool: Spool, dead: DeadLetters,
+    def __init__(self, *, live: Output, replay: Output, spool: Spool, dead: DeadLetters,
                  stats: Stats, ledger: AckLedger, ack: Callable[[list[Ticket]], None], use_gzip: bool) -> None:
         """`ack` gets the tickets the ledger releases, in arrival order, all at once."""
         self._live = live
@@ -97,11 +90,12 @@ class Sink:
 
     # ---- writes ----
 
-    def _count_write(self, elapsed: float) -> None:
-        self._stats.write_seconds_total += elapsed
-        self._stats.last_write_seconds = elapsed
-        self._stats.write_latency.observe(elapsed)
-        self._stats.batches_written += 1
+    def _count_writes(self, result: WriteResult) -> None:
+        for elapsed in result.seconds:
+            self._stats.write_seconds_total += elapsed
+            self._stats.last_write_seconds = elapsed
+            self._stats.write_latency.observe(elapsed)
+            self._stats.batches_written += 1
 
     def _dead_letter(self, refusals: list[Refusal]) -> int:
         """Dead-letter what InfluxDB refused of a settled batch; returns the readings among it."""
@@ -140,17 +134,17 @@ class Sink:
         self._stats.batch_size.observe(batch.lines)
         while True:
             if time.monotonic() >= self._down_until:
-                refusals: list[Refusal] = []
                 try:
-                    await write_resolving(self._live, text, refusals, self._count_write)
+                    result = await self._live.write(text)
                 except WriteRejected as exc:
                     self._dead_letter([Refusal("influx-rejected", str(exc), text.split("\n"))])
                     break
                 except (WriteThrottled, WriteRetryable) as exc:
                     self._mark_down(exc)
                 else:
+                    self._count_writes(result)
                     self._mark_up()
-                    self._stats.readings_written += batch.readings - self._dead_letter(refusals)
+                    self._stats.readings_written += batch.readings - self._dead_letter(result.refusals)
                     break
             if await self._to_spool(text, batch.readings):
                 break
@@ -203,20 +197,19 @@ class Sink:
             self.update_spool_stats()
 
     async def _replay_record(self, payload: bytes, readings: int) -> bool:
-        """One spooled batch to InfluxDB. False: InfluxDB is unavailable, keep it for later.
+        """One spooled batch to the output. False: InfluxDB is unavailable, keep it for later.
         True: it is settled, i.e. written, partly written (the refused lines dead-lettered)
         or refused whole (dead-lettered)."""
-        refusals: list[Refusal] = []
         try:
-            await write_resolving(self._replay, None, refusals, self._count_write,
-                                  body=normalize_body(payload, self._gzip))
+            result = await self._replay.write(payload)
         except WriteRejected as exc:
             self._dead_letter([Refusal("influx-rejected", str(exc), body_text(payload).split("\n"))])
             return True
         except (WriteThrottled, WriteRetryable) as exc:
             self._mark_down(exc)
             return False
-        written = readings - self._dead_letter(refusals)
+        self._count_writes(result)
+        written = readings - self._dead_letter(result.refusals)
         self._stats.readings_written += written
         self._stats.readings_replayed += written
         self._mark_up()

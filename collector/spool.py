@@ -1,6 +1,6 @@
 """A bounded on-disk spool of write batches for InfluxDB outages, in transactions.
 
-It implements the agent queue's interface (agent/queue/base.py `DurableQueue`, after
+It implements the shared queue interface (roadpulse/queue.py `DurableQueue`, after
 Telegraf's buffer): `append` stages a record, `commit` makes staged records durable,
 `begin(n)` hands out the oldest n not already out, `end(tx, acked=...)` settles them:
 acked ones are gone, the others go back. The shared test suite runs against it
@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.queue.base import CommitResult, QueueError, QueueStats, Record, StorageError, Tx
+from roadpulse.queue import CommitResult, QueueError, QueueStats, Record, StorageError, Tx
 
 NEXT_ID_FILE = "next-id"
 

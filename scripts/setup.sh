@@ -11,6 +11,7 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 command -v influxd >/dev/null 2>&1 || need_apt+=(influxdb)
 command -v mbpoll >/dev/null 2>&1 || need_apt+=(mbpoll)
 [ "${ROADPULSE_ARM64:-0}" != 1 ] || command -v qemu-aarch64-static >/dev/null 2>&1 || need_apt+=(qemu-user-static)
+command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 # A C compiler and the Python headers build the collector's hot loop (collector/_fastlines.c).
 command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)

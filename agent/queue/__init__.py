@@ -1,6 +1,8 @@
 """Store-and-forward queues: one transaction-shaped interface, a disk and a memory implementation."""
 
-from agent.queue.base import (
+from agent.queue.disk import SegmentQueue
+from agent.queue.memory import MemoryQueue
+from roadpulse.queue import (
     CommitResult,
     DurableQueue,
     QueueError,
@@ -10,8 +12,6 @@ from agent.queue.base import (
     StorageError,
     Tx,
 )
-from agent.queue.disk import SegmentQueue
-from agent.queue.memory import MemoryQueue
 
 __all__ = [
     "CommitResult",

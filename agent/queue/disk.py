@@ -22,7 +22,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.queue.base import CommitResult, QueueStats, Record, RecordTooLargeError, StorageError, Tx
 from agent.queue.framing import (
     HEADER_SIZE,
     FrameKind,
@@ -32,6 +31,7 @@ from agent.queue.framing import (
     parse_frame,
     scan,
 )
+from roadpulse.queue import CommitResult, QueueStats, Record, RecordTooLargeError, StorageError, Tx
 
 log = logging.getLogger(__name__)
 SUFFIX = ".seg"

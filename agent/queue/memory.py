@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 from collections import OrderedDict
 
-from agent.queue.base import CommitResult, QueueStats, Record, RecordTooLargeError, Tx
+from roadpulse.queue import CommitResult, QueueStats, Record, RecordTooLargeError, Tx
 
 
 class MemoryQueue:

@@ -1,6 +1,8 @@
 """The roadpulse wire protocol v1 (see docs/protocol.md). Pure: no I/O, no asyncio."""
 
-from roadpulse.wire.envelope import (
+from roadpulse.wire.encode import encode_birth, encode_command, encode_data, encode_death
+from roadpulse.wire.topics import GATEWAY_ID_PATTERN, Topics, parse_topic, validate_gateway_id
+from roadpulse.wire.types import (
     Birth,
     Command,
     DataBatch,
@@ -10,16 +12,11 @@ from roadpulse.wire.envelope import (
     Reading,
     TimeFlag,
     WireError,
-    decode,
-    encode_birth,
-    encode_command,
-    encode_data,
-    encode_death,
     engineering_values,
     scale_value,
     unscale_value,
 )
-from roadpulse.wire.topics import GATEWAY_ID_PATTERN, Topics, parse_topic, validate_gateway_id
+from roadpulse.wire.validate import decode
 
 __all__ = [
     "GATEWAY_ID_PATTERN",

@@ -11,9 +11,14 @@ KINDS = ("data", "birth", "death", "health", "cmd")
 DEFAULT_PREFIX = "rp/v1"
 
 
+def valid_gateway_id(gateway: str) -> bool:
+    """The id is both a topic level and a tag value: wildcards or slashes would break either.
+    (`fullmatch`: `match` with `$` would accept a trailing newline.)"""
+    return _GATEWAY_RE.fullmatch(gateway) is not None
+
+
 def validate_gateway_id(gateway: str) -> str:
-    # The id is both a topic level and a tag value: wildcards or slashes would break either.
-    if not _GATEWAY_RE.match(gateway):
+    if not valid_gateway_id(gateway):
         raise ValueError(f"gateway id {gateway!r} must match {GATEWAY_ID_PATTERN}")
     return gateway
 
@@ -66,6 +71,6 @@ def parse_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> tuple[str, str] | N
     if not topic.startswith(head):
         return None
     rest = topic[len(head) :].split("/")
-    if len(rest) != 2 or rest[1] not in KINDS or not _GATEWAY_RE.match(rest[0]):
+    if len(rest) != 2 or rest[1] not in KINDS or not valid_gateway_id(rest[0]):
         return None
     return rest[0], rest[1]

@@ -5,18 +5,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.collector.victoria import VictoriaMetrics
 
 if TYPE_CHECKING:
     from collector.run import Collector
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def victoria(tmp_path: Path) -> Iterator[VictoriaMetrics]:
+    """A private VictoriaMetrics, stopped (by PID) after the test."""
+    if shutil.which("victoria-metrics") is None:
+        pytest.fail("victoria-metrics not installed: run scripts/setup.sh")
+    service = VictoriaMetrics(tmp_path / "victoria")
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
 
 
 async def wait_for(predicate: Callable[[], bool], limit_s: float = 30.0, what: str = "condition") -> None:

@@ -9,8 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import collector.decode as decode_module
-from collector.decode import Decoder, Kind, _careful_lines, _Unknown, build_table, data_lines, templates
+import collector.output.influxdb.compile as decode_module
+from collector.decode import Decoder, Kind
+from collector.output.base import UnknownAlias as _Unknown
+from collector.output.influxdb.compile import build_table, templates
+from collector.output.influxdb.format import _careful_lines, data_lines
 from roadpulse.wire import (
     Birth,
     DataBatch,

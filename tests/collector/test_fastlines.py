@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.decode import _careful_lines, build_table, native_table
+from collector.output.influxdb.compile import build_table, native_table
+from collector.output.influxdb.format import _careful_lines
 from roadpulse.wire import Birth, MetricDef
 from tests.collector.test_decode import _MIXED_TABLE
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.lineproto import ValueTypeError, fields_line, format_value, series_key
+from collector.output.influxdb.lineproto import ValueTypeError, fields_line, format_value, series_key
 from roadpulse.services import Influxd
 
 names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1,
@@ -38,7 +38,7 @@ def test_escaping_matches_influxdb_client(measurement: str, tags: dict[str, str]
 
 
 def _ours(measurement: str, tags: dict[str, str], field: str, value: str, ts: int) -> str:
-    from collector.lineproto import escape_key
+    from collector.output.influxdb.lineproto import escape_key
 
     return f"{series_key(measurement, tags)} {escape_key(field)}={value} {ts}"
 

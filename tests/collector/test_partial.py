@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.partial import Answer, error_text, partial_answer
-from collector.refusals import Refusal, write_resolving
-from collector.writer import InfluxWriter, WriteTarget
+from collector.output.influxdb.partial import Answer, error_text, partial_answer
+from collector.output.influxdb.refusals import Refusal, write_resolving
+from collector.output.influxdb.writer import InfluxWriter, WriteTarget
 from roadpulse.services import Influxd, Mosquitto, influx_query
 from roadpulse.wire import Birth, MetricDef
 from tests.collector.conftest import running, wait_for
@@ -23,6 +23,10 @@ CONFLICT = ('{"error":"partial write: field type conflict: input field \\"x\\" o
             'float, already exists as type integer dropped=2"}\n')
 PARSE = ('{"error":"partial write: unable to parse \'bad line here\': invalid field format\\nunable to parse '
          '\'m,t=a x= 3000\': missing field value dropped=0"}\n')
+RESERVED_FIELD = ('{"error":"partial write: invalid field name: input field \\"time\\" on measurement \\"m\\" '
+                  'is invalid dropped=2"}\n')
+RESERVED_TAG = ('{"error":"partial write: invalid tag key: input tag \\"time\\" on measurement \\"n\\" '
+                'is invalid dropped=2"}\n')
 GARBAGE = '{"error":"unable to parse \'garbage only\': invalid field format"}\n'
 
 
@@ -39,6 +43,11 @@ GARBAGE = '{"error":"unable to parse \'garbage only\': invalid field format"}\n'
         # parse failures are named only when every parsed point was stored: exact
         (["m,t=a x=3i 3000", "bad line here", "m,t=a x= 3000", "m,t=b x=4i 3000"], PARSE, Answer([1, 2], exact=True)),
         (["bad line here", "m x=1i 1", "bad line here", "m,t=a x= 3000"], PARSE, Answer([0, 2, 3], exact=True)),
+        # a reserved key: every line with one dropped, the first named; exact when dropped counts them
+        (["m,k=v time=1 1", "m,k=v f=1 2", "m,k=v time=2 3"], RESERVED_FIELD, Answer([0, 2], exact=True)),
+        (["m,k=v time=1 1", "n,time=x f=1 2", "m f=1 3"], RESERVED_TAG, Answer([0, 1], exact=True)),
+        (["m,k=v time=1 1", "m f=1 3"], RESERVED_TAG, Answer([0], exact=False)),  # dropped=2: one more hidden
+        (["m f=1 3"], RESERVED_FIELD, None),  # names no line of ours
         (["garbage only"], GARBAGE, None),  # not partial: nothing was stored
         (["m,t=a x=3i 3000", "m,t=a x= 3000"], PARSE, None),  # names a line the batch does not hold
         (["m,t=b x=2i 2000"], CONFLICT, None),  # names no line of ours
@@ -167,8 +176,10 @@ def _stored(influxd: Influxd, db: str) -> set[str]:
          {0, 1}, ""),
         # the conflict answer hides a point beyond the retention policy (kept whole, with its part)
         (["m x=1i {now}"], ["m x=1.5 {now1}", "m x=2i {old}", "m x=3i {now2}"], {0, 1, 2}, "1h"),
+        # a reserved key and a type conflict in one batch
+        (["m x=1i 1000"], ["m x=1.5 2000", "m time=1i 2000", "m x=3i 4000"], {0, 1}, ""),
     ],
-    ids=["parse-hidden", "two-shards", "retention-hidden"],
+    ids=["parse-hidden", "two-shards", "retention-hidden", "reserved-and-conflict"],
 )
 def test_every_line_ends_stored_or_refused(influxd: Influxd, seed: list[str], batch: list[str],
                                            refused: set[int], retention: str) -> None:
@@ -199,3 +210,20 @@ def test_every_line_ends_stored_or_refused(influxd: Influxd, seed: list[str], ba
     exact = {line for refusal in refusals if refusal.reason == "influx-partial" for line in refusal.lines}
     assert not exact & stored  # what an exact answer refused is really not in InfluxDB
     assert len(writes) >= 2  # the first answer was not taken at its word
+
+
+@pytest.mark.slow
+def test_reserved_keys_refuse_only_their_lines(influxd: Influxd) -> None:
+    """`partial write: invalid field name ... dropped=N` (issue 16): the lines with a `time` key
+    are refused, every other line was stored and is not a dead letter."""
+    db = "r"
+    influx_query(influxd.url, f'CREATE DATABASE "{db}"', method="POST")
+    batch = ["m x=1i 1000", "m time=1i 2000", "m,time=a x=2i 3000", "m x=3i 4000", "n,time=b y=1i 5000"]
+    writer = _writer(influxd, db)
+    refusals: list[Refusal] = []
+    try:
+        asyncio.run(write_resolving(writer, batch, refusals, lambda _: None))
+    finally:
+        writer.close()
+    assert [(r.reason, r.lines) for r in refusals] == [("influx-partial", [batch[1], batch[2], batch[4]])]
+    assert _stored(influxd, db) == {"m x=1i 1000", "m x=3i 4000"}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.queue.base import DurableQueue
 from collector.spool import Spool, SpoolFullError
+from roadpulse.queue import DurableQueue
 
 # The interface suite of the agent's queues (tests/agent_core/test_queue.py), run against the
 # spool through this module's `make_queue`. Eviction tests are left out on purpose: the spool
@@ -71,7 +71,7 @@ def test_full_spool_refuses_instead_of_evicting(tmp_path: Path) -> None:
 
 def test_disk_error_drops_the_staged_batch_for_the_caller_to_keep(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from agent.queue.base import StorageError
+    from roadpulse.queue import StorageError
 
     spool = Spool(tmp_path, 1 << 20)
     spool.append(b"a", weight=1)

@@ -15,8 +15,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from agent.queue.base import Tx
 from collector.spool import Spool, SpoolFullError
+from roadpulse.queue import Tx
 
 
 class SpoolMachine(RuleBasedStateMachine):

@@ -7,16 +7,16 @@ from pathlib import Path
 import pytest
 
 from collector.acks import AckLedger
-from collector.seqtrack import SeqRanges, SeqTracker
-from collector.writer import (
+from collector.output.errors import (
     RETRY_AFTER_CAP_S,
     WriteRejected,
     WriteRetryable,
     WriteThrottled,
     WriteTooLarge,
-    classify,
     parse_retry_after,
 )
+from collector.output.influxdb.writer import classify
+from collector.seqtrack import SeqRanges, SeqTracker
 
 ROOT = Path(__file__).resolve().parents[2]
 

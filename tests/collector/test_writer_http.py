@@ -18,16 +18,10 @@ from typing import Any
 
 import pytest
 
+from collector.body import encode_body
 from collector.config import InfluxSection
-from collector.writer import (
-    InfluxWriter,
-    WriteRejected,
-    WriteRetryable,
-    WriteThrottled,
-    WriteTooLarge,
-    encode_body,
-    target_from_config,
-)
+from collector.output.errors import WriteRejected, WriteRetryable, WriteThrottled, WriteTooLarge
+from collector.output.influxdb.writer import InfluxWriter, target_from_config
 
 
 class _Recorder(BaseHTTPRequestHandler):

@@ -1,4 +1,4 @@
-"""The transaction-shaped queue interface shared by the agent's queue and the collector's spool.
+"""The transaction-shaped queue interface of the agent's queue and the collector's spool, shared by both.
 
 Shape (after Telegraf's buffer): `append` stages a record, `commit` makes staged records
 durable in one group write, `begin(n)` hands out up to `n` committed records that are not

@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from collector.partial import partial_answer
-from collector.writer import InfluxWriter, WriteRejected, WriteTooLarge, body_text
+from collector.body import body_text
+from collector.output.base import Refusal
+from collector.output.errors import WriteRejected, WriteTooLarge
+from collector.output.influxdb.partial import partial_answer
+from collector.output.influxdb.writer import InfluxWriter
 
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Lines InfluxDB refused, with why: `influx-rejected` (400/422) or `influx-partial`."""
-
-    reason: str
-    detail: str
-    lines: list[str]
+__all__ = ["Refusal", "write_resolving"]
 
 
 async def write_resolving(writer: InfluxWriter, lines: str | list[str] | None, refusals: list[Refusal],

@@ -10,73 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import gzip
 import http.client
 import logging
 import re
 import ssl
-import time
 import urllib.parse
 from dataclasses import dataclass
 
+from collector.body import encode_body
 from collector.config import InfluxSection
-from collector.partial import error_text
+from collector.output.errors import (
+    WriteError,
+    WriteRejected,
+    WriteRetryable,
+    WriteThrottled,
+    WriteTooLarge,
+    parse_retry_after,
+)
+from collector.output.influxdb.partial import error_text
 from roadpulse.configfile import read_secret
 
 log = logging.getLogger(__name__)
 
-RETRY_AFTER_CAP_S = 60.0
 _PARTIAL = re.compile(r"partial write", re.IGNORECASE)
-
-
-class WriteError(Exception):
-    """A batch InfluxDB did not store."""
-
-
-class WriteRejected(WriteError):  # noqa: N818 - names fixed by the issue and STYLE.md
-    """400/422 (or a partial write): the data itself is wrong. Dead-letter it; never retry.
-
-    `error` is InfluxDB's whole error message: for a partial write it names the refused
-    lines (collector/partial.py), and the others were stored.
-    """
-
-    def __init__(self, message: str, error: str = "") -> None:
-        super().__init__(message)
-        self.error = error
-
-
-class WriteThrottled(WriteError):  # noqa: N818 - names fixed by the issue and STYLE.md
-    """429/503: InfluxDB asks us to wait `retry_after` seconds (capped)."""
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class WriteTooLarge(WriteError):  # noqa: N818 - names fixed by the issue and STYLE.md
-    """413: split the batch and write the halves."""
-
-
-class WriteRetryable(WriteError):  # noqa: N818 - names fixed by the issue and STYLE.md
-    """Other 5xx, auth trouble, timeouts and connection errors: retry with jittered backoff."""
-
-
-def parse_retry_after(value: str | None, default: float = 1.0, now: float | None = None) -> float:
-    """Seconds or an HTTP date; capped so a confused server cannot park us for hours."""
-    if not value:
-        return default
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            when = parsedate_to_datetime(value).timestamp()
-        except (TypeError, ValueError):
-            return default
-        seconds = when - (time.time() if now is None else now)
-    return max(0.0, min(seconds, RETRY_AFTER_CAP_S))
 
 
 def classify(status: int, retry_after: str | None, body: str) -> WriteError | None:
@@ -135,12 +91,6 @@ def target_from_config(cfg: InfluxSection) -> WriteTarget:
                        cfg.timeout_s)
 
 
-def encode_body(lines: str, use_gzip: bool) -> bytes:
-    data = lines.encode()
-    # Level 1: ~0.2 µs per point, against ~3.4 µs at level 9, for most of the size gain.
-    return gzip.compress(data, compresslevel=1, mtime=0) if use_gzip else data
-
-
 class InfluxWriter:
     """One keep-alive connection. `write` raises one of the typed WriteErrors or returns."""
 
@@ -188,17 +138,3 @@ class InfluxWriter:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-
-def normalize_body(payload: bytes, use_gzip: bool) -> bytes:
-    """Spooled bodies may predate a config change: gzip or un-gzip to match the target."""
-    is_gzip = payload[:2] == b"\x1f\x8b"
-    if is_gzip and not use_gzip:
-        return gzip.decompress(payload)
-    if use_gzip and not is_gzip:
-        return gzip.compress(payload, compresslevel=1, mtime=0)
-    return payload
-
-
-def body_text(payload: bytes) -> str:
-    return (gzip.decompress(payload) if payload[:2] == b"\x1f\x8b" else payload).decode()

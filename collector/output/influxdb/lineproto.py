@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from roadpulse.wire.names import check_name, printable
+
 _ESCAPE_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
 _ESCAPE_KEY = str.maketrans(
     {",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"}
@@ -50,6 +52,30 @@ def series_key(measurement: str, tags: Mapping[str, str]) -> str:
         if key and value:
             parts.append(f"{escape_key(key)}={escape_tag_value(value)}")
     return ",".join(parts)
+
+
+def strict_series_key(measurement: str, tags: Mapping[str, str]) -> str:
+    """`series_key` of names roadpulse.wire.names accepts; raises ValueError for any other.
+
+    Births are checked when decoded; this is the one producer of series text, so a name that
+    was not checked can never reach a line (one reading, one point, in its own series).
+    """
+    check_name(measurement, "measurement")
+    for key, value in tags.items():
+        check_name(key, "tag key")
+        check_name(value, "tag value")
+    return series_key(measurement, tags)
+
+
+def strict_field_key(name: str) -> str:
+    """`escape_key` of a field name roadpulse.wire.names accepts; raises ValueError for any other."""
+    return escape_key(check_name(name, "field"))
+
+
+def string_text(value: str) -> str:
+    """A string value or a quality reason as text between quotes: it can end no line (control
+    characters become U+FFFD) and close no quote."""
+    return escape_string(printable(value))
 
 
 def format_value(value: object, kind: str, decimals: int = 0) -> str:

@@ -15,6 +15,10 @@ real ones, and tests against a real influxd):
   that another shard of the same batch stored. Not exact: the caller writes the unnamed
   lines again, and the named ones on their own, until each answer is exact (points are
   idempotent: writing a stored point again changes nothing).
+- `invalid field name: input field "time" on measurement "<m>" is invalid dropped=<n>` (or
+  `invalid tag key: input tag "time" ...`): InfluxDB drops every point with a `time` field or
+  tag key, and names only the first; every line with one is refused, and the answer is exact
+  when `dropped` counts exactly those (births refuse such names now; spooled batches may hold them);
 - anything else (beyond retention, series limits): no lines named; the caller keeps the
   whole batch in the dead letters (a re-drive of its stored points is harmless).
 """
@@ -29,6 +33,8 @@ _PARSE = re.compile(r"unable to parse '(?P<line>.*)': [^']*$")
 _CONFLICT = re.compile(
     r'field type conflict: input field "(?P<field>(?:[^"\\]|\\.)*)" on measurement "(?P<measurement>(?:[^"\\]|\\.)*)" '
     r"is type (?P<type>\w+), already exists as type \w+")
+_RESERVED = re.compile(r'invalid (?:field name|tag key): input (?:field|tag) "time" on measurement "(?:[^"\\]|\\.)*" '
+                       r"is invalid$")
 _DROPPED = re.compile(r" dropped=(\d+)$")
 _UNESCAPE = re.compile(r"\\(.)")
 
@@ -68,7 +74,14 @@ def partial_answer(lines: list[str], error: str) -> Answer | None:
         at.setdefault(line, []).append(index)
     named: set[int] = set()
     conflicts = 0
+    reserved: set[int] | None = None
     for part in text.split("\n"):
+        if _RESERVED.match(part):
+            reserved = {i for i, line in enumerate(lines) if _has_time_key(line)}
+            if not reserved:
+                return None
+            named.update(reserved)
+            continue
         parse = _PARSE.match(part)
         if parse:
             indices = at.get(parse.group("line"))
@@ -87,7 +100,7 @@ def partial_answer(lines: list[str], error: str) -> Answer | None:
         conflicts += 1
         named.update(found)
     if not conflicts:
-        return Answer(sorted(named), exact=dropped == 0)
+        return Answer(sorted(named), exact=dropped == (len(reserved) if reserved is not None else 0))
     # A conflict is exact only when it covers the whole write: every line named and dropped.
     return Answer(sorted(named), exact=len(named) == len(lines) == dropped)
 
@@ -107,6 +120,13 @@ def _measurement(line: str) -> str:
         out.append(char)
         i += 1
     return "".join(out)
+
+
+def _has_time_key(line: str) -> bool:
+    """Whether the line has a tag key or a field key `time` (which InfluxDB 1 drops)."""
+    series, _, _ = _partition_unescaped(line, " ")
+    tag_keys = [_partition_unescaped(tag, "=")[0] for tag in _split_unescaped(series, ",")[1:]]
+    return "time" in tag_keys or "time" in _field_types(line)
 
 
 def _field_types(line: str) -> dict[str, str]:

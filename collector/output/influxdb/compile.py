@@ -1,0 +1,146 @@
+"""Per birth, once: each alias's series text and %-templates, and the C loop's table.
+
+The compile step of the line-protocol format (collector/output/base.py `LineFormat`): every
+name passes the strict producer here (lineproto.strict_series_key / strict_field_key), so
+the per-message step (format.py, and the C loop) only ever joins checked text and numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from collector.output.influxdb.lineproto import FLOAT, INTEGER, strict_field_key, strict_series_key
+from roadpulse.wire import Birth
+
+try:  # the hot loop in C, built at install when a compiler is there (collector/_fastlines.c)
+    from collector import _fastlines
+except ImportError:  # pragma: no cover - exercised on hosts without a compiler
+    _fastlines = None  # type: ignore[assignment]
+
+NATIVE = _fastlines is not None
+
+AGENT_MEASUREMENT = "roadpulse_agent"
+
+# alias -> (prefix up to the value `series field=`, type, `series ` for other fields, escaped field key,
+# decimals of a scaled float metric or 0)
+Entry = tuple[str, str, str, str, int]
+AliasTable = dict[int, Entry]
+
+
+def build_table(birth: Birth, *, health: bool = False) -> AliasTable:
+    """Each series' line prefix, computed once per birth. Health metrics land in roadpulse_agent.
+
+    Metrics of one device mostly share their series (one per lane, say), so each distinct
+    series is checked and escaped once: a birth's cost grows with its distinct series.
+    """
+    devices = {d.get("id"): d for d in birth.devices}
+    device_tags: dict[str, dict[str, str]] = {}
+    series_of: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+    keys: dict[str, str] = {}
+    table: AliasTable = {}
+    for metric in birth.metrics:
+        base = device_tags.get(metric.device)
+        if base is None:
+            raw = devices.get(metric.device, {}).get("tags") or {}
+            base = device_tags[metric.device] = {
+                str(k): str(v) for k, v in raw.items() if isinstance(v, str | int | float)}
+        tags = {**base, **metric.tags, "gateway": birth.gateway, "device": metric.device}
+        measurement = metric.measurement
+        if health and not measurement.startswith("roadpulse_"):
+            measurement = AGENT_MEASUREMENT
+        where = (measurement, tuple(tags.items()))
+        series = series_of.get(where)
+        if series is None:
+            series = series_of[where] = strict_series_key(measurement, tags) + " "
+        key = keys.get(metric.field)
+        if key is None:
+            key = keys[metric.field] = strict_field_key(metric.field)
+        decimals = (metric.decimals or 0) if metric.type == FLOAT else 0
+        table[metric.alias] = (f"{series}{key}=", metric.type, series, key, decimals)
+    return table
+
+
+@dataclass(frozen=True, slots=True)
+class Forms:
+    """Per alias, %-formats of its line: `pieces` of the value, `floats` of a float for a scaled
+    metric, `nil` of the escaped reason of a reading without a value; `careful` the slot of a
+    line made by `_careful_line` (which ends before the time)."""
+
+    pieces: dict[int, str]
+    floats: dict[int, str]
+    nil: dict[int, str]
+    careful: str
+
+
+@dataclass(frozen=True, slots=True)
+class Templates:
+    """Per alias, its line as a %-format, built from the birth's prefixes once.
+
+    Only float and integer metrics get a value template: `%r` writes a float as repr
+    (shortest round trip) and an int as str, as `format_value` does for type f; `%di` an int
+    for type i; `%de-2` the scaled int of a float metric with 2 decimals (no float is made).
+    `expect` is the value type a template takes without a look (float for f, int for i and
+    scaled f; None for b and s, which are rare and go the careful way). `timed` forms end in
+    ` %d`, the reading's time as an argument; `untimed` forms end before it, for runs of
+    readings that share a time (`data_lines` joins the time in as text). `native` is the
+    table of the C loop (`collector/_fastlines.c`), indexed by alias, or None without it.
+    """
+
+    expect: dict[int, type | None]
+    timed: Forms
+    untimed: Forms
+    native: list[tuple[bytes, int, int, bytes] | None] | None = None
+
+
+# Kinds of the C loop's table (collector/_fastlines.c).
+_NATIVE_KIND = {FLOAT: 0, INTEGER: 1}
+_NATIVE_SCALED, _NATIVE_OTHER = 2, 3
+# Aliases are small numbers from 0; a table indexed by alias above this is not worth making
+# (at the limit, a list of 65,536 slots: ~0.5 MB per table, two per boot, four boots per gateway).
+_NATIVE_MAX_ALIAS = 65535
+
+
+def native_table(table: AliasTable) -> list[tuple[bytes, int, int, bytes] | None] | None:
+    """The C loop's table: per alias (prefix, kind, decimals, nil line), as UTF-8 bytes."""
+    if not table or min(table) < 0 or max(table) > _NATIVE_MAX_ALIAS:
+        return None
+    out: list[tuple[bytes, int, int, bytes] | None] = [None] * (max(table) + 1)
+    for alias, (prefix, kind, series, key, decimals) in table.items():
+        code = _NATIVE_SCALED if kind == FLOAT and decimals else _NATIVE_KIND.get(kind, _NATIVE_OTHER)
+        out[alias] = (prefix.encode(), code, decimals, f'{series}{key}_err="nil"'.encode())
+    return out
+
+
+def templates(table: AliasTable, *, native: bool | None = None) -> Templates:
+    """`native`: make the C loop's table too (default: when the C loop is built)."""
+    expect: dict[int, type | None] = {}
+    pieces: dict[int, str] = {}
+    floats: dict[int, str] = {}
+    nil: dict[int, str] = {}
+    for alias, (prefix, kind, series, key, decimals) in table.items():
+        literal = prefix.replace("%", "%%")
+        if kind == FLOAT and decimals:
+            expect[alias] = int
+            pieces[alias] = literal + f"%de-{decimals}"
+            floats[alias] = literal + "%r"
+        elif kind in (FLOAT, INTEGER):
+            expect[alias] = float if kind == FLOAT else int
+            pieces[alias] = literal + ("%r" if kind == FLOAT else "%di")
+        else:
+            expect[alias] = None
+        nil[alias] = f'{series}{key}_err='.replace("%", "%%") + '"%s"'
+    untimed = Forms(pieces, floats, nil, "%s")
+
+    def timed(forms: dict[int, str]) -> dict[int, str]:
+        return {alias: form + " %d" for alias, form in forms.items()}
+
+    return Templates(expect, Forms(timed(pieces), timed(floats), timed(nil), "%s %d"), untimed,
+                     native_table(table) if (NATIVE if native is None else native) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledBirth:
+    """A birth compiled for line protocol: each alias's entry and its templates."""
+
+    table: AliasTable
+    templates: Templates
