@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import collector.decode as decode_module
+import collector.output.influxdb.compile as decode_module
 from collector.decode import Decoder, Kind
 from roadpulse.wire import WireError
 from roadpulse.wire.topics import parse_topic

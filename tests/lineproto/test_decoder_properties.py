@@ -6,9 +6,8 @@ exactly one point, under its own gateway's tag and its own metric; or the messag
 dead-lettered with a reason, or parked; and no exception escapes. The decoder is reached
 only through tests/lineproto/adapter.py.
 
-The tests marked xfail fail on the code of issue #16 (the injections of its item 1, the
-poison births of its item 2); strict=True makes them fail loudly once the collector's
-strict producer lands, so the marks are removed then.
+The findings of issue #16 (the injections of its item 1, the poison births of its item 2)
+are each a test here; they failed on the code before the collector's strict producer.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ _BIG = [HealthCheck.large_base_example, HealthCheck.too_slow, HealthCheck.data_t
 # with a blob that reproduces it. Derandomized: the same cases on every run (the fuzz is where
 # new ones are found), so a rare finding fails every run, not one in twenty.
 _NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
-FIXED_BY_COLLECTOR = pytest.mark.xfail(strict=True, reason="#16 injection; fixed by collector lane")
 
 
 def _case(metrics: list[list[Any]], readings: list[Any], *, devices: list[Any] | None = None,
@@ -103,7 +101,6 @@ FINDINGS: dict[str, Finding] = {
 
 
 @both_loops
-@FIXED_BY_COLLECTOR
 @pytest.mark.parametrize("finding", sorted(FINDINGS))
 def test_findings_of_issue_16(finding: str, native: bool) -> None:
     metrics, readings, devices, qualities = FINDINGS[finding]
@@ -120,7 +117,6 @@ def test_an_integer_metric_value_beyond_int64(value: object, native: bool) -> No
 
 
 @both_loops
-@FIXED_BY_COLLECTOR
 def test_a_gateway_id_with_a_trailing_newline(native: bool) -> None:
     """`re.match` with `$` lets "g1\\n" through as a topic level and a payload `gw`."""
     case = _case([[0, "d", "m", "f", "", "f", {}]], [0, 0, 1.5], gateway="g1\n")
@@ -128,7 +124,6 @@ def test_a_gateway_id_with_a_trailing_newline(native: bool) -> None:
 
 
 @both_loops
-@FIXED_BY_COLLECTOR
 @settings(max_examples=60, deadline=None, suppress_health_check=_BIG, phases=_NO_SHRINK,
           print_blob=True, derandomize=True)
 @given(rng=st.randoms(use_true_random=False))
