@@ -87,6 +87,6 @@ def pipeline() -> dash.Dashboard:
             stat("InfluxDB and MQTT up", col(call("last", "influx_up", alias="influx"),
                                              call("last", "mqtt_connected", alias="mqtt"), interval=None,
                                              time_filter="time > now() - 5m"),
-                 steps=((None, "red"), (1, "green")), alias="$tag_collector $col", w=12),
+                 mapping={"true": ("up", "green"), "false": ("down", "red")}, alias="$tag_collector $col", w=12),
         ]),
     ])

@@ -60,13 +60,22 @@ def graph(title: str, *queries: Query, unit: str = "", alias: str | None = None,
     return panel
 
 
+def value_names(mapping: dict[str, tuple[str, str]]) -> list[model.ValueMapping]:
+    """Values (enum codes, `true`/`false`) shown by name and colour."""
+    return [model.ValueMap(options={value: model.ValueMappingResult(text=text, color=color, index=i)
+                                    for i, (value, (text, color)) in enumerate(mapping.items())})]
+
+
 def stat(title: str, *queries: Query, unit: str = "", alias: str | None = None, steps: Steps | None = None,
-         description: str = "", w: int = 6, h: int = 6) -> stat_panel.Panel:
+         mapping: dict[str, tuple[str, str]] | None = None, description: str = "", w: int = 6,
+         h: int = 6) -> stat_panel.Panel:
     panel = (stat_panel.Panel().title(title).description(description).datasource(DATASOURCE)
              .targets(_targets(queries, alias=alias))
              .unit(unit).span(w).height(h))
     if steps is not None:
         panel = panel.thresholds(thresholds(steps)).color_scheme(by_thresholds())
+    if mapping is not None:
+        panel = panel.mappings(value_names(mapping))
     return panel
 
 
@@ -87,9 +96,7 @@ def grid(title: str, *queries: Query, unit: str = "", steps: Steps | None = None
 def states(title: str, *queries: Query, mapping: dict[int, tuple[str, str]], alias: str | None = None,
            description: str = "", w: int = 12, h: int = 8) -> statetimeline.Panel:
     """A state timeline of an enum field, each code shown by name and colour."""
-    mappings: list[model.ValueMapping] = [model.ValueMap(options={
-        str(code): model.ValueMappingResult(text=text, color=color, index=i)
-        for i, (code, (text, color)) in enumerate(sorted(mapping.items()))})]
+    mappings = value_names({str(code): named for code, named in sorted(mapping.items())})
     return (statetimeline.Panel().title(title).description(description).datasource(DATASOURCE)
             .targets(_targets(queries, alias=alias))
             .mappings(mappings).span(w).height(h))

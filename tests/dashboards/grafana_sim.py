@@ -63,7 +63,8 @@ def series_of(body: dict[str, Any]) -> Series:
             for i, column in enumerate(columns[1:], start=1):
                 labels = tuple(sorted({**s.get("tags", {}), "__col": column}.items()))
                 values = [row[i] for row in s["values"]]
-                out[labels] = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+                # Booleans are values too (Grafana shows them as true/false); strings and nulls are not numbers.
+                out[labels] = [float(v) for v in values if isinstance(v, (int, float))]
     return out
 
 
