@@ -98,10 +98,11 @@ def _math(expression: str, numbers: dict[str, dict[Labels, float]]) -> dict[Labe
 
 
 def evaluate(rule: dict[str, Any], run_query: Callable[[str], dict[str, Any]], now_ms: int,
-             interval_ms: int = 1000) -> dict[Labels, float]:
-    """The label sets (and values) for which the rule's condition is non-zero at `now_ms`."""
+             interval_ms: int = 1000, raw: dict[str, Series] | None = None) -> dict[Labels, float]:
+    """The label sets (and values) for which the rule's condition is non-zero at `now_ms`;
+    `raw`, when given, receives each query's series."""
     numbers: dict[str, dict[Labels, float]] = {}
-    raw: dict[str, Series] = {}
+    raw = {} if raw is None else raw
     for step in rule["data"]:
         ref, model = step["refId"], step["model"]
         if step["datasourceUid"] != "__expr__":

@@ -27,7 +27,7 @@ class Run:
     marks: dict[str, int] = field(default_factory=dict)
 
 
-def _ms() -> int:
+def now_ms() -> int:
     return int(time.time() * 1000)
 
 
@@ -51,12 +51,12 @@ async def run(scenario: Path, work: Path, mqtt_url: str, influx_url: str, db: st
         stop_agent, stop_collector = asyncio.Event(), asyncio.Event()
 
         async def drive() -> None:
-            result.started_ms = _ms()
+            result.started_ms = now_ms()
             if during is not None:
                 await during(result)
-            remaining = seconds - (_ms() - result.started_ms) / 1000
+            remaining = seconds - (now_ms() - result.started_ms) / 1000
             await asyncio.sleep(max(0.0, remaining))
-            result.agent_stopped_ms = _ms()
+            result.agent_stopped_ms = now_ms()
             stop_agent.set()
             await asyncio.sleep(linger_s)
             stop_collector.set()
@@ -65,5 +65,5 @@ async def run(scenario: Path, work: Path, mqtt_url: str, influx_url: str, db: st
             tg.create_task(agent.run(stop_agent), name="live.agent")
             tg.create_task(collector.run(stop_collector), name="live.collector")
             tg.create_task(drive(), name="live.drive")
-        result.ended_ms = _ms()
+        result.ended_ms = now_ms()
     return result
