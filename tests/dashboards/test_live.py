@@ -34,6 +34,7 @@ TIMING = alerts.Timing(health_interval_s=1.0, silent_intervals=3, device_down_s=
                        spool_age_s=2.0, counter_bucket_s=1.0, window_s=60.0, pending="0s")
 ROAD_STATE = ("road_state", "incident")
 INTERVAL_MS = 2000
+pytestmark = pytest.mark.slow
 # Panels a run may leave empty, and why: the query still has to run and, with data, have its shape.
 MAY_BE_EMPTY = {
     # The shipped agent sends a quality only with no value (stored as <field>_err); `_q` fields
@@ -102,7 +103,6 @@ def test_the_faulty_run_stored_every_reading(live: dict[str, Any]) -> None:
         assert count_readings(live["url"], name) == live[name].sent, name
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("board", "title", "target"), panel_targets(), ids=lambda v: v if isinstance(v, str) else "")
 def test_every_panel_query_returns_data_of_its_shape(live: dict[str, Any], board: str, title: str,
                                                      target: dict[str, Any]) -> None:
@@ -159,7 +159,6 @@ AFTER_STOP = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("uid", sorted(WHILE_RUNNING | AFTER_STOP))
 def test_rule_fires_on_its_injected_condition(live: dict[str, Any], uid: str) -> None:
     run = live["faults"]
@@ -171,7 +170,6 @@ def test_rule_fires_on_its_injected_condition(live: dict[str, Any], uid: str) ->
         assert labels_of(fired, "device") == {"vds-k08.0"}, "only the detector that never answers is down"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("uid", sorted(AFTER_OUTAGE))
 def test_rule_fires_when_its_outage_ends(live: dict[str, Any], uid: str) -> None:
     # Evaluated at the moment the outage ended, on what InfluxDB holds after the run: the health
@@ -183,7 +181,6 @@ def test_rule_fires_when_its_outage_ends(live: dict[str, Any], uid: str) -> None
     assert value in labels_of(fired, key), f"{uid}: fired for {fired}"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("uid", sorted(rules()))
 def test_rule_stays_quiet_on_the_clean_run(live: dict[str, Any], uid: str) -> None:
     run = live["clean"]
@@ -194,7 +191,6 @@ def test_rule_stays_quiet_on_the_clean_run(live: dict[str, Any], uid: str) -> No
         assert all(raw.values()), f"{uid}: quiet only because a query found nothing: {raw}"
 
 
-@pytest.mark.slow
 def test_gateway_rules_are_quiet_while_the_gateway_reports(live: dict[str, Any]) -> None:
     run = live["faults"]
     for uid in AFTER_STOP:
