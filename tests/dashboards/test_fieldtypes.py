@@ -125,3 +125,20 @@ def test_config_check_of_an_agent_config_checks_the_profiles_it_uses(tmp_path: P
 @pytest.mark.parametrize("path", sorted(PROFILES_DIR.glob("*.toml")), ids=lambda p: p.stem)
 def test_config_check_passes_every_shipped_profile(path: Path) -> None:
     assert check(path).startswith("profile OK")
+
+
+@pytest.mark.slow
+def test_g60_demo_stores_every_reading(tmp_path: Path) -> None:
+    """The README's scenario, whose weather profiles once disagreed on `rh` and `wind_dir` (~3 % lost)."""
+    import json
+    import subprocess
+    import sys
+
+    summary = tmp_path / "summary.json"
+    scenario = PROFILES_DIR.parent / "scenarios" / "g60-mountain.toml"
+    proc = subprocess.run([sys.executable, "-m", "roadpulse", "demo", "--scenario", str(scenario), "--duration", "8",
+                           "--summary-json", str(summary)], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(summary.read_text())
+    assert result["sent"] > 1000
+    assert result["stored"] == result["sent"]

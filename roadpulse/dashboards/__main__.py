@@ -1,0 +1,5 @@
+import sys
+
+from roadpulse.dashboards.build import main
+
+sys.exit(main())
