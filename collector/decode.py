@@ -117,9 +117,13 @@ class Decoder:
         known = self._known_metrics - sum(len(self._tables[k].birth.metrics) for k in leaving if k in self._tables)
         if known + len(birth.metrics) > limits.max_known_metrics:
             raise WireError("limit-known-metrics", f"{known} metrics known already")
+        try:
+            compiled = _Tables(birth, self._format)
+        except ValueError as exc:  # a name the format cannot write (births are checked before: a bug if so)
+            raise WireError("bad-name", str(exc)[:160]) from None
         old = self._tables.get(key)
         self._known_metrics -= len(old.birth.metrics) if old else 0
-        self._tables[key] = _Tables(birth, self._format)
+        self._tables[key] = compiled
         self._known_metrics += len(birth.metrics)
         boots = self._order.setdefault(birth.gateway, [])
         if birth.boot in boots:
