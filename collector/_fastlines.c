@@ -1,6 +1,6 @@
 /* The collector's hot loop in C: a data message's flat readings to line protocol.
  *
- * Why C: after every Python-level trick (collector/decode.py, data_lines), CPython's own
+ * Why C: after every Python-level trick (collector/output/influxdb/format.py, data_lines), CPython's own
  * per-reading work (the `%` over a message's templates, type checks, int and float
  * formatting) was most of the collector's CPU. Here each reading costs a few branches, one
  * memcpy of its series prefix and one number formatted into a buffer.
@@ -317,7 +317,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "collector._fastlines",
-    "The collector's hot loop in C (see collector/decode.py, data_lines).", -1, methods,
+    "The collector's hot loop in C (see collector/output/influxdb/format.py, data_lines).", -1, methods,
 };
 
 PyMODINIT_FUNC

@@ -78,6 +78,7 @@ class LimitsSection(Strict):
     births_per_gateway: int = Field(default=4, ge=1, le=64)
     message_max_readings: int = Field(default=10_000, ge=1)
     max_gateways: int = Field(default=10_000, ge=1)
+    max_known_metrics: int = Field(default=1_000_000, ge=1)  # all kept births together (~1.5 KB each)
     # Not a refusal (a valid message is never dropped for being slow): counted in `slow_messages`.
     decode_max_ms: float = Field(default=50.0, gt=0)
 

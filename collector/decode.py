@@ -59,6 +59,9 @@ class DecodeLimits:
     births_per_gateway: int = 4
     message_max_readings: int = 10_000
     max_gateways: int = 10_000
+    # Metrics of every birth kept, all gateways together: the decoder's memory (~1.5 KB per
+    # metric of its own series), whatever the number of gateways or boots.
+    max_known_metrics: int = 1_000_000
 
 
 class _Tables:
@@ -97,6 +100,7 @@ class Decoder:
         self._tables: dict[tuple[str, str], _Tables] = {}
         self._order: dict[str, list[str]] = {}
         self.births_evicted = 0  # births forgotten because a gateway had more than births_per_gateway
+        self._known_metrics = 0  # metrics of the births in _tables
 
     def learn(self, birth: Birth) -> None:
         """Raises WireError (`limit-...`) for a birth beyond a bound; nothing is learnt then."""
@@ -106,14 +110,29 @@ class Decoder:
         if birth.gateway not in self._order and len(self._order) >= limits.max_gateways:
             raise WireError("limit-gateways", f"{len(self._order)} gateways known already")
         key = (birth.gateway, birth.boot)
-        self._tables[key] = _Tables(birth, self._format)
+        boots = self._order.get(birth.gateway, [])
+        leaving = [key] if key in self._tables else []
+        if not leaving and len(boots) >= limits.births_per_gateway:  # its oldest boot will be forgotten
+            leaving = [(birth.gateway, boot) for boot in boots[: len(boots) - limits.births_per_gateway + 1]]
+        known = self._known_metrics - sum(len(self._tables[k].birth.metrics) for k in leaving if k in self._tables)
+        if known + len(birth.metrics) > limits.max_known_metrics:
+            raise WireError("limit-known-metrics", f"{known} metrics known already")
+        try:
+            compiled = _Tables(birth, self._format)
+        except ValueError as exc:  # a name the format cannot write (births are checked before: a bug if so)
+            raise WireError("bad-name", str(exc)[:160]) from None
+        old = self._tables.get(key)
+        self._known_metrics -= len(old.birth.metrics) if old else 0
+        self._tables[key] = compiled
+        self._known_metrics += len(birth.metrics)
         boots = self._order.setdefault(birth.gateway, [])
         if birth.boot in boots:
             boots.remove(birth.boot)
         boots.append(birth.boot)
         # Replays of earlier boots still need their births, but not forever.
         while len(boots) > limits.births_per_gateway:
-            self._tables.pop((birth.gateway, boots.pop(0)), None)
+            evicted = self._tables.pop((birth.gateway, boots.pop(0)), None)
+            self._known_metrics -= len(evicted.birth.metrics) if evicted else 0
             self.births_evicted += 1
 
     def known(self, gateway: str, boot: str) -> bool:

@@ -52,7 +52,7 @@ class Collector:
         self._decoder = Decoder(DecodeLimits(
             birth_max_bytes=bounds.birth_max_bytes, birth_max_metrics=bounds.birth_max_metrics,
             births_per_gateway=bounds.births_per_gateway, message_max_readings=bounds.message_max_readings,
-            max_gateways=bounds.max_gateways))
+            max_gateways=bounds.max_gateways, max_known_metrics=bounds.max_known_metrics))
         self._births = BirthStore(data_dir / "births", bounds.births_per_gateway)
         for birth in self._births.load():
             try:

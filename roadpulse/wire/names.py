@@ -15,8 +15,8 @@ The rules (docs/protocol.md, *Names*):
 - a measurement, a field or a tag key does not start with `_` (InfluxDB 2 reserves those:
   `_measurement`, `_field`, `_value`, ...);
 - a field or a tag key is not `time` (InfluxDB 1 drops such points: `partial write ... dropped=N`);
-- a measurement, a field or a tag key holds no `"`: parsers that track quotes over a whole
-  line (VictoriaMetrics, InfluxDB's line scanner in places) would read a string from it.
+- no name holds a `"`: parsers that track quotes over a whole line (VictoriaMetrics,
+  InfluxDB's line scanner in places) would read a string from it.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def name_problem(name: object, kind: str) -> str | None:
         char = bad.group()
         what = "a backslash" if char == "\\" else f"control character {ord(char):#04x}"
         return f"{kind} {name[:40]!r} holds {what}"
-    if kind != "tag value" and '"' in name:
+    if '"' in name:
         return f"{kind} {name[:40]!r} holds a double quote"
     if kind == "measurement" and name[0] == "#":
         return f"measurement {name[:40]!r} starts with '#' (a comment line)"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -57,6 +59,15 @@ def test_poison_messages_never_stall_ingest(tmp_path: Path, mosquitto: Mosquitto
             body = await asyncio.to_thread(
                 lambda: urllib.request.urlopen(f"http://127.0.0.1:{collector.http_port}/healthz").read())
             assert json.loads(body)["ok"] is True
+            # A message whose ack never settles (what a poison birth did): /healthz turns unhealthy.
+            limit = config.collector.unacked_max_age_s
+            await wait_for(lambda: collector._ledger.pending == 0, what="the parked evil data dead-lettered")
+            collector._ledger.arrive(65000, 1, now=time.monotonic() - limit - 1)  # a ticket left unsettled
+            with pytest.raises(urllib.error.HTTPError) as answer:
+                await asyncio.to_thread(
+                    lambda: urllib.request.urlopen(f"http://127.0.0.1:{collector.http_port}/healthz").read())
+            assert answer.value.code == 503
+            collector._ledger.new_connection()  # as a reconnect would: the broker redelivers it
         # Reconnect: the retained poison births come again, and are not dead-lettered again.
         collector2 = Collector(config)
         async with running(collector2):

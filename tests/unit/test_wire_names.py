@@ -17,7 +17,8 @@ BOOT = "0123456789abcdef"
     [
         ("traffic", "measurement", True), ("speed", "field", True), ("lane", "tag key", True),
         ("G15 N", "tag value", True), ("a,b=c d", "measurement", True), ("", "tag value", True),
-        ("km/h \"x\"", "tag value", True), ("_x", "tag value", True), ("#3", "tag value", True),
+        ("km/h", "tag value", True), ("_x", "tag value", True), ("#3", "tag value", True),
+        ("km/h \"x\"", "tag value", False),
         ("f\"", "field", False), ("m\"", "measurement", False), ("k\"", "tag key", False),
         ("time", "measurement", True), ("time", "tag value", True), ("x" * MAX_NAME, "field", True),
         ("", "measurement", False), ("", "field", False), ("", "tag key", False),

@@ -104,6 +104,8 @@ def native_table(table: AliasTable) -> list[tuple[bytes, int, int, bytes] | None
     """The C loop's table: per alias (prefix, kind, decimals, nil line), as UTF-8 bytes."""
     if not table or min(table) < 0 or max(table) > _NATIVE_MAX_ALIAS:
         return None
+    if max(table) > 4 * len(table) + 1024:  # sparse aliases: not a list of mostly empty slots
+        return None
     out: list[tuple[bytes, int, int, bytes] | None] = [None] * (max(table) + 1)
     for alias, (prefix, kind, series, key, decimals) in table.items():
         code = _NATIVE_SCALED if kind == FLOAT and decimals else _NATIVE_KIND.get(kind, _NATIVE_OTHER)

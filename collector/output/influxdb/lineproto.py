@@ -75,6 +75,8 @@ def strict_field_key(name: str) -> str:
 def string_text(value: str) -> str:
     """A string value or a quality reason as text between quotes: it can end no line (control
     characters become U+FFFD) and close no quote."""
+    if value.isprintable() and '"' not in value and "\\" not in value:  # the common case: nothing to do
+        return value
     return escape_string(printable(value))
 
 

@@ -21,10 +21,11 @@ from collector.output.influxdb.writer import InfluxWriter, WriteTarget
 
 # `series fields time`: escapes (`\x`) anywhere but in strings, where only `\"` and `\\`
 # occur; a series starts with neither `#` nor a space; a time is an integer.
-_NAME = r'(?:[^\\\s,="#]|\\[, =])(?:[^\\\s,="]|\\[, =])*'
+_NAME = r'(?:[^\\\s,="]|\\[, =])+'
+_MEASUREMENT = r'(?:[^\\\s,="#]|\\[, =])(?:[^\\\s,="]|\\[, =])*'
 _TAGS = rf"(?:,{_NAME}={_NAME})*"
 _VALUE = r'(?:"(?:[^"\\]|\\["\\])*"|-?[0-9][0-9.e+\-]*i?|true|false)'
-_LINE = re.compile(rf"{_NAME}{_TAGS} {_NAME}={_VALUE}(?:,{_NAME}={_VALUE})* -?[0-9]+")
+_LINE = re.compile(rf"{_MEASUREMENT}{_TAGS} {_NAME}={_VALUE}(?:,{_NAME}={_VALUE})* -?[0-9]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
