@@ -74,3 +74,16 @@ def test_imports_go_downward_only() -> None:
 ])
 def test_the_rule_itself(module: str, imported: str, ok: bool) -> None:
     assert _allowed(module, imported) is ok
+
+
+# Inside the collector, an output sits below the boundary it implements (collector/output/base.py).
+ABOVE_OUTPUTS = ("collector.ingest", "collector.sink", "collector.run", "collector.decode",
+                 "collector.mqtt", "collector.spool")
+
+
+def test_collector_outputs_import_nothing_above_their_boundary() -> None:
+    outputs = [(m, p) for m, p in _modules() if m.startswith("collector.output")]
+    assert outputs
+    wrong = [f"{module} imports {name}" for module, path in outputs for name in sorted(_imported(path))
+             if name.startswith(ABOVE_OUTPUTS)]
+    assert wrong == []
