@@ -108,7 +108,6 @@ def test_findings_of_issue_16(finding: str, native: bool) -> None:
 
 
 @both_loops
-@pytest.mark.xfail(strict=True, reason="#16 invalid line: an integer beyond int64 is written, influxd refuses it")
 @pytest.mark.parametrize("value", [2**64 - 1, -1e19, 1e308], ids=["uint64", "float-below-int64", "huge-float"])
 def test_an_integer_metric_value_beyond_int64(value: object, native: bool) -> None:
     """msgpack carries uint64 and floats with integral values: written as `<n>i` beyond int64,

@@ -14,7 +14,7 @@ from typing import Any
 
 from collector.output.base import UnknownAlias
 from collector.output.influxdb.compile import AliasTable, Entry, Templates, templates
-from collector.output.influxdb.lineproto import STRING, format_value, string_text
+from collector.output.influxdb.lineproto import INT64_MAX, INT64_MIN, STRING, format_value, string_text
 from roadpulse.wire import WireError
 from roadpulse.wire.names import printable
 from roadpulse.wire.validate import check_quality, check_reading
@@ -81,6 +81,11 @@ def data_lines(
     except TypeError:  # a str or worse among the values: only floats can be non-finite
         total = sum(compress(values, map(is_, types, repeat(float))))
     if total - total != 0.0:  # a nan or an inf (or an overflow, which the careful path clears)
+        return _careful_lines(flat, base, qualities, flags, table)
+    # msgpack carries uint64, which no InfluxDB field holds: the careful path makes those bad
+    # values. (Reached only where the C loop declined or is not built, so off the usual path.)
+    ints = list(compress(values, map(is_, types, repeat(int))))
+    if ints and (max(ints) > INT64_MAX or min(ints) < INT64_MIN):
         return _careful_lines(flat, base, qualities, flags, table)
     dts[0] += base
     times = list(accumulate(dts))

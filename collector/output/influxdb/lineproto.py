@@ -19,6 +19,7 @@ _ESCAPE_STRING = str.maketrans({'"': r"\"", "\\": r"\\"})
 
 # Metric value types of protocol v1 (docs/protocol.md, births).
 FLOAT, INTEGER, BOOLEAN, STRING = "f", "i", "b", "s"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class ValueTypeError(ValueError):
@@ -95,10 +96,13 @@ def format_value(value: object, kind: str, decimals: int = 0) -> str:
         if isinstance(value, int) and not isinstance(value, bool):
             return f"{value}e-{decimals}" if decimals else str(value)
     elif kind == INTEGER:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return f"{value}i"
         if isinstance(value, float) and value.is_integer():
-            return f"{int(value)}i"
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            # msgpack carries uint64 and InfluxDB refuses a whole line beyond int64.
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise ValueTypeError("integer beyond int64")
+            return f"{value}i"
     elif kind == BOOLEAN:
         if isinstance(value, bool):
             return "true" if value else "false"
