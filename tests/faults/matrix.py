@@ -65,7 +65,8 @@ class Result:
         return self.queued == 0 and self.sent == self.stored + self.evicted + self.dead and self.sent > 0
 
     def row(self) -> str:
-        verdict = "ok" if self.ok else "FAIL"
+        lost = self.sent - self.stored - self.evicted - self.dead
+        verdict = "ok" if self.ok else f"lost {lost}" if self.cell.startswith("control") else "FAIL"
         return (f"| {self.cell} | {self.sent} | {self.stored} | {self.evicted} | {self.dead} | {self.duplicates} "
                 f"| {self.resent} | {self.queued} | {verdict} | {self.seconds:.0f} |")
 
@@ -286,14 +287,14 @@ async def _stack(work: Path, collectors: int, share_group: str | None,
         await asyncio.to_thread(broker.stop)
 
 
-def _agent_toml(work: Path, endpoints: list[Any], mqtt_url: str, extra_publish: str = "",
-                queue_max_bytes: int = 64 << 20) -> Path:
+def _agent_toml(work: Path, endpoints: list[Any], mqtt_url: str, *, extra_publish: str = "",
+                queue_max_bytes: int = 64 << 20, delivery: str = "end-to-end") -> Path:
     from roadpulse.demo import _agent_toml as demo_toml
 
     text = demo_toml(work, endpoints, mqtt_url, 1.0).replace('gateway_id = "demo-gw-1"', f'gateway_id = "{GATEWAY}"')
     text = text.replace("[mqtt]\n", "[mqtt]\nreconnect_max_s = 1.0\n", 1)
     text = text.replace("[publish]\nmax_age_s = 0.5\n",
-                        "[publish]\nmax_age_s = 0.5\nreplay_messages_per_s = 200\ndelivery = \"end-to-end\"\n"
+                        f"[publish]\nmax_age_s = 0.5\nreplay_messages_per_s = 200\ndelivery = \"{delivery}\"\n"
                         f"confirm_timeout_s = 3.0\nconfirm_timeout_max_s = 6.0\n{extra_publish}"
                         f"\n[queue]\nmax_bytes = {queue_max_bytes}\ncommit_interval_s = 0.2\n", 1)
     path = work / "agent.toml"
@@ -402,7 +403,8 @@ Fault = Callable[[Stack, Any], Awaitable[str]]
 
 
 async def run_cell(name: str, fault: Fault, *, collectors: int = 1, share_group: str | None = None,
-                   agent_process: bool = False, proxy: bool = False, spool_max_bytes: int = 1 << 30) -> Result:
+                   agent_process: bool = False, proxy: bool = False, spool_max_bytes: int = 1 << 30,
+                   delivery: str = "end-to-end") -> Result:
     from firmware_sim.runner import Simulator, load_scenario
 
     started = time.monotonic()
@@ -416,7 +418,7 @@ async def run_cell(name: str, fault: Fault, *, collectors: int = 1, share_group:
                 stack.proxy = Proxy(stack.broker.port)
                 await stack.proxy.start()
                 url = f"mqtt://127.0.0.1:{stack.proxy.port}"
-            agent_path = _agent_toml(work, sim.endpoints, url)
+            agent_path = _agent_toml(work, sim.endpoints, url, delivery=delivery)
             agent: AgentHandle = ProcessAgent(agent_path, work) if agent_process else InProcessAgent(agent_path)
             agent.start()
             try:
@@ -568,10 +570,17 @@ CELLS: dict[str, tuple[Fault, dict[str, Any]]] = {
 }
 
 
+# Controls: the same fault with the old settle-on-PUBACK delivery, to show what the cell guards against.
+# Not part of the pass/fail verdict: whether it loses depends on who reconnects first.
+CONTROLS: dict[str, tuple[Fault, dict[str, Any]]] = {
+    "control: broker-kill-empty, delivery=broker": (broker_kill_empty, {"delivery": "broker"}),
+}
+
+
 async def run_cells(names: list[str]) -> list[Result]:
     results = []
     for name in names:
-        fault, options = CELLS[name]
+        fault, options = CELLS.get(name) or CONTROLS[name]
         result = await run_cell(name, fault, **options)
         print(result.row(), f"<!-- {result.note} -->", flush=True)
         results.append(result)
@@ -579,14 +588,14 @@ async def run_cells(names: list[str]) -> list[Result]:
 
 
 def main(argv: list[str]) -> int:
-    names = argv or list(CELLS)
-    unknown = [n for n in names if n not in CELLS]
+    names = argv or list(CELLS) + list(CONTROLS)
+    unknown = [n for n in names if n not in CELLS and n not in CONTROLS]
     if unknown:
         print(f"unknown cells {unknown}; known: {', '.join(CELLS)}", file=sys.stderr)
         return 2
     print(HEADER, flush=True)
     results = asyncio.run(run_cells(names))
-    return 0 if all(r.ok for r in results) else 1
+    return 0 if all(r.ok for r, n in zip(results, names, strict=True) if n in CELLS) else 1
 
 
 if __name__ == "__main__":
