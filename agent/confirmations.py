@@ -6,8 +6,12 @@ confirmation names its `(boot, seq)`. Then it is settled in the queue, whose ACK
 the next group commit: confirmation state is written in batches, never per message.
 
 What is not confirmed within the timeout goes back in line and is sent again, marked as
-replay; the timeout doubles (up to its cap) while no confirmation arrives at all, so a
-collector that is down is not flooded. After a reconnect everything unconfirmed goes back.
+replay, in two cases only: nothing at all was confirmed for a timeout (the collectors or the
+broker lost it; the timeout then doubles up to its cap, so a collector that is down is not
+flooded), or a later seq of the same boot was confirmed (a hole: e.g. a share stranded with a
+dead collector). A collector that is merely behind confirms in order, so its backlog is not
+sent twice on top of the load that made it late. After a reconnect everything unconfirmed
+goes back.
 No I/O: the caller passes the time; the queue is the one the outbox owns.
 """
 
@@ -53,6 +57,7 @@ class Unconfirmed:
         self._sent_before: set[int] = set()  # ids sent at least once by this process: resends are replays
         self.timeout_s = policy.timeout_s
         self._last_confirmation: float | None = None
+        self._highest: dict[str, int] = {}  # boot -> highest seq confirmed
         self._first_wait: float | None = None
         self._warned = False
         self.confirmations = 0
@@ -111,6 +116,8 @@ class Unconfirmed:
             log.info("end-to-end confirmations arrive again", extra={"event": "confirmations_ok"})
         settled = 0
         for boot, ranges in confirmation.acks.items():
+            if ranges:
+                self._highest[boot] = max(self._highest.get(boot, -1), ranges[-1][1])
             for first, last in ranges:
                 if last - first < len(self._out):
                     keys = [(boot, str(seq)) for seq in range(first, last + 1)]
@@ -144,12 +151,13 @@ class Unconfirmed:
     def expire(self, now: float) -> int:
         """Put back in line what waited longer than the timeout; back off while nothing is confirmed."""
         late = [k for k, s in self._out.items() if s.acked and now - s.sent_at >= self.timeout_s]
+        silent = self._last_confirmation is None or now - self._last_confirmation >= self.timeout_s
+        if not silent:  # confirmations flow: resend only holes below what was confirmed since
+            late = [k for k in late if int(k[1]) < self._highest.get(k[0], -1)]
         for key in late:
             self._queue.end(self._forget(key).tx, acked=False)
-        if late:
-            silent_since = self._last_confirmation if self._last_confirmation is not None else -1e18
-            if now - silent_since >= self.timeout_s:
-                self.timeout_s = min(self.policy.timeout_max_s, self.timeout_s * 2)
+        if late and silent:
+            self.timeout_s = min(self.policy.timeout_max_s, self.timeout_s * 2)
         waiting_since = self._first_wait if self._last_confirmation is None else self._last_confirmation
         if (not self._warned and self._out and waiting_since is not None
                 and now - waiting_since >= self.policy.warn_s):

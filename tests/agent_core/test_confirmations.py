@@ -142,3 +142,15 @@ def test_warns_once_when_nothing_is_ever_confirmed(caplog: pytest.LogCaptureFixt
     assert [r.message for r in caplog.records].count(
         'no end-to-end confirmation for a long time: is the collector older than confirmations? '
         'Then set [publish] delivery = "broker"') == 1
+
+
+def test_a_collector_that_is_behind_gets_no_resends_but_a_hole_does() -> None:
+    queue, held, _ = _setup(4, timeout_s=10.0)
+    for _ in range(4):
+        _send(queue, held, 0.0)
+    held.confirm(_ack((0, 0)), 9.0)  # behind, but confirming in order
+    assert held.expire(10.0) == 0  # seqs 1-3 are late, yet above everything confirmed: no resend
+    held.confirm(_ack((3, 3)), 12.0)  # 3 confirmed by another share member: 1 and 2 are holes
+    assert held.expire(12.0) == 2
+    assert held.timeout_s == 10.0  # confirmations flow: no backoff
+    assert [r.id for r in queue.begin(5).records] == [1, 2]
