@@ -22,7 +22,7 @@ from typing import Any
 from agent.config import load_agent_config
 from agent.run import Agent
 from agent.sources import create_source
-from tests.faults.matrix import Gate
+from tests.faults.harness import Gate
 
 
 async def main(config_path: Path, work: Path) -> None:

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from tests.faults.matrix import CELLS, HEADER, run_cell
+from tests.faults.harness import HEADER, run_cell
+from tests.faults.matrix import CELLS
 
 
 @pytest.mark.slow
