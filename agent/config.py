@@ -48,6 +48,16 @@ class PublishConfig(Strict):
     max_age_s: Seconds = 1.0
     # Backlog replay after an outage is rate limited so live data keeps its share of the link.
     replay_messages_per_s: Seconds = 20.0
+    # "end-to-end": a record leaves the queue only when a collector confirms it is durable (issue #10);
+    # "broker": on the broker's PUBACK, for collectors that never confirm (older than confirmations).
+    delivery: Literal["end-to-end", "broker"] = "end-to-end"
+    # Unconfirmed records are sent again after this; it doubles up to the cap while none arrive.
+    confirm_timeout_s: Seconds = 20.0
+    confirm_timeout_max_s: Seconds = 300.0
+    # Warn (once) when records wait this long without any confirmation arriving.
+    confirm_warn_s: Seconds = 600.0
+    # Records sent and awaiting confirmation at once (their bytes are held in memory).
+    unconfirmed_max: Annotated[int, Field(ge=1, le=100_000)] = 1000
 
 
 class QueueConfig(Strict):

@@ -1,10 +1,12 @@
 """The one owner of the queue -> publisher hand-off: what is stored, and what goes out for it.
 
 The intake stores sealed batches here (the birth of this boot goes to disk before its
-first batch); the publisher takes records out in transactions and settles them. A record
-leaves the queue only when `end(tx, acked=True)`: today that is the broker's PUBACK;
-end-to-end confirmation (issue #10) would settle here later, without changing the
-publisher's side of the hand-off.
+first batch); the publisher takes records out in transactions and settles them with
+`end(tx, acked=...)` when the broker answered. With `delivery = "broker"` a PUBACK settles
+the record in the queue. With `delivery = "end-to-end"` (issue #10) a PUBACK only means "in
+flight": `agent.confirmations.Unconfirmed` holds the record until a collector's confirmation
+names it (`confirm`), and puts it back in line after a timeout or a reconnect. The
+publisher's side of the hand-off is the same in both modes.
 
 What goes out for a record is its stored bytes: a replay only gains the `rp` mark, spliced
 into the stored map without touching its readings. A batch is decoded and encoded again only
@@ -24,6 +26,7 @@ import msgpack
 from agent.birth import BirthStore, HealthAliases, make_birth
 from agent.catalog import Catalog
 from agent.clock import ClockJudge, corrected
+from agent.confirmations import ConfirmPolicy, Unconfirmed
 from agent.queue import DurableQueue, Record, Tx
 from agent.queue.batcher import Sealed
 from agent.stats import AgentStats
@@ -39,6 +42,7 @@ from roadpulse.wire import (
     encode_data,
     encode_death,
 )
+from roadpulse.wire.confirm import Confirmation
 from roadpulse.wire.types import VERSION
 
 log = logging.getLogger(__name__)
@@ -88,7 +92,8 @@ class Outbox:
 
     def __init__(self, queue: DurableQueue, births: BirthStore | None, *, catalog: Catalog,
                  health: HealthAliases, topics: Topics, boot: str, judge: ClockJudge, stats: AgentStats,
-                 max_bytes: int) -> None:
+                 max_bytes: int, confirm: ConfirmPolicy | None = None) -> None:
+        """`confirm`: end-to-end delivery with this policy; None: a PUBACK settles a record."""
         self.queue = queue
         self.births = births
         self.catalog = catalog
@@ -106,6 +111,7 @@ class Outbox:
         self._birth_stored = False
         self._birth_store_failing = False
         self._queue_full = False
+        self.unconfirmed = Unconfirmed(queue, confirm, on_settled=lambda record: None) if confirm else None
 
     # ---- the intake's side
 
@@ -154,6 +160,13 @@ class Outbox:
             log.info("queue below half full again", extra={"event": "queue_ok"})
         s.readings_evicted = q.evicted_weight
         s.disk_bytes_written = q.bytes_written
+        if self.unconfirmed is not None:
+            u = self.unconfirmed
+            u.prune(q.oldest_id)
+            s.readings_confirmed = u.readings_confirmed
+            s.messages_resent = u.resends
+            s.confirmations = u.confirmations
+            s.unconfirmed_messages = len(u)
         if self.births is not None:
             self.births.prune(oldest_id=q.oldest_id, current_boot=self.boot, current_first_id=self.first_id)
 
@@ -167,13 +180,50 @@ class Outbox:
         return self.queue.begin(1, start=start, stop=stop)
 
     def end(self, tx: Tx, *, acked: bool) -> None:
+        if self.unconfirmed is not None and self.unconfirmed.end(tx, acked=acked):
+            return  # held until confirmed (or settled now: it was confirmed before its PUBACK)
         self.queue.end(tx, acked=acked)
         if acked:
             self.refresh()
 
+    # ---- end-to-end confirmations (agent.publisher.Confirmations)
+
+    def confirm(self, confirmation: Confirmation) -> int:
+        """A collector made these durable: settle them. Returns the records settled (or marked)."""
+        assert self.unconfirmed is not None, "confirmations are only listened to in end-to-end mode"
+        settled = self.unconfirmed.confirm(confirmation, time.monotonic())
+        if settled:
+            self.refresh()
+        return settled
+
+    def expire(self) -> int:
+        assert self.unconfirmed is not None
+        return self.unconfirmed.expire(time.monotonic())
+
+    def requeue_all(self) -> int:
+        assert self.unconfirmed is not None
+        return self.unconfirmed.requeue_all()
+
+    def can_send(self) -> bool:
+        return self.unconfirmed is None or self.unconfirmed.can_send()
+
+    @property
+    def waiting(self) -> int:
+        """Records sent but not yet confirmed."""
+        return 0 if self.unconfirmed is None else len(self.unconfirmed)
+
     def payload(self, record: Record, *, replay: bool) -> bytes:
         """What to send for a record: the stored bytes, marked when replayed, re-encoded only if the
         clock was corrected since it was sealed. Raises WireError for a record no collector could read."""
+        if self.unconfirmed is not None:
+            # End-to-end: a record sent before (not confirmed in time, or before a reconnect) is a replay.
+            replay = replay or self.unconfirmed.sent_before(record)
+        payload = self._payload(record, replay=replay)
+        if self.unconfirmed is not None:
+            self.unconfirmed.sending(record, time.monotonic())
+        return payload
+
+    def _payload(self, record: Record, *, replay: bool) -> bytes:
         epoch = self._epoch_of(record.id)
         delta = self._judge.correction(epoch) if epoch is not None else None
         if not delta:

@@ -7,7 +7,10 @@ One connection at a time, in a plain reconnect loop with roadpulse.backoff:
 - a backlog record sealed under an earlier boot is preceded, once per connection, by that
   boot's stored birth, not retained (the retained birth stays the current boot's), so a
   collector that never saw that birth can still decode it;
-- a record leaves the queue only when `publish` returns, i.e. when the PUBACK arrived;
+- a record leaves the queue when `publish` returns (the PUBACK) with `delivery = "broker"`;
+  end-to-end (the default) it leaves only when a collector confirms it on the `ack` topic
+  (`Confirmations`, implemented by agent.outbox): unconfirmed records are sent again after a
+  timeout and after every reconnect, and at most a window of them is out at once;
 - records committed since this connection came up are *live* and go first; older ones
   are the *backlog*, replayed oldest-first through a token bucket so that hours of backlog
   never delay live data and never flood a thin 4G link.
@@ -31,6 +34,7 @@ from agent.stats import AgentStats
 from roadpulse.backoff import Backoff
 from roadpulse.queue import Record, Tx
 from roadpulse.wire import Command, Topics, WireError, decode
+from roadpulse.wire.confirm import Confirmation, decode_confirmation
 
 log = logging.getLogger(__name__)
 ACK_TIMEOUT_S = 10.0
@@ -97,6 +101,27 @@ class Outbox(Protocol):
         ...
 
 
+class Confirmations(Protocol):
+    """End-to-end delivery (agent.outbox.Outbox): records settled by collectors' confirmations."""
+
+    def confirm(self, confirmation: Confirmation) -> int:
+        """Settle what the confirmation names; returns how many records."""
+        ...
+
+    def expire(self) -> int:
+        """Put back in line what waited too long for its confirmation; returns how many."""
+        ...
+
+    def requeue_all(self) -> int: ...
+
+    def can_send(self) -> bool:
+        """False while the window of unconfirmed records is full."""
+        ...
+
+    @property
+    def waiting(self) -> int: ...
+
+
 def client_options(config: MqttConfig, default_id: str) -> dict[str, object]:
     """aiomqtt.Client keyword arguments from the config (secrets read from file or environment)."""
     url = urlparse(config.url)
@@ -137,8 +162,11 @@ class Publisher:
         replay_per_s: float,
         stats: AgentStats | None = None,
         drain_s: float = 3.0,
+        confirmations: Confirmations | None = None,
     ) -> None:
+        """`confirmations`: end-to-end delivery; None: a record is settled by its PUBACK."""
         self._config = config
+        self._confirmations = confirmations
         self._topics = topics
         self._outbox = outbox
         # Earlier boots whose birth went out on this connection; the lock keeps a second record
@@ -191,6 +219,11 @@ class Publisher:
             self._down_logged = False
             log.info("mqtt link up", extra={"event": "link_up", "reconnects": self.stats.reconnects})
             await client.subscribe(self._topics.cmd, qos=1)
+            if self._confirmations is not None:
+                await client.subscribe(self._topics.ack, qos=1)
+                # What the last connection sent unconfirmed may be lost with the broker: send it again.
+                if requeued := self._confirmations.requeue_all():
+                    log.info("unconfirmed records sent again", extra={"event": "resend", "records": requeued})
             self._announced = set()
             await self._publish_birth(client)
             backoff.reset()
@@ -200,8 +233,10 @@ class Publisher:
             try:
                 async with asyncio.TaskGroup() as tg:
                     commands = tg.create_task(self._listen(client), name="publisher.commands")
+                    expiry = tg.create_task(self._expire_forever(), name="publisher.confirm_timeouts")
                     await self._send(client, stop, backlog_end)
                     commands.cancel()
+                    expiry.cancel()
                 await client.publish(self._topics.death, self._outbox.death(True), qos=1, timeout=5.0)
                 log.info("clean death published", extra={"event": "death"})
             finally:
@@ -212,8 +247,34 @@ class Publisher:
         await client.publish(self._topics.birth, self._outbox.birth(), qos=1, retain=True)
         self.stats.births += 1
 
+    async def _expire_forever(self) -> None:
+        if self._confirmations is None:
+            return
+        while True:
+            await asyncio.sleep(1.0)
+            if self._confirmations.expire():
+                self.notify()
+
+    def _on_confirmation(self, payload: object) -> None:
+        assert self._confirmations is not None
+        try:
+            if not isinstance(payload, bytes | bytearray):
+                raise WireError("not-bytes")
+            confirmation = decode_confirmation(bytes(payload))
+            if confirmation.gateway != self._topics.gateway:
+                raise WireError("bad-ack", f"for gateway {confirmation.gateway!r}")
+        except WireError as err:
+            self.stats.bad_commands += 1
+            log.warning("bad confirmation ignored", extra={"reason": err.reason})
+            return
+        if self._confirmations.confirm(confirmation):
+            self.notify()  # room in the window, or the drain at shutdown may be over
+
     async def _listen(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
+            if self._confirmations is not None and message.topic.matches(self._topics.ack):
+                self._on_confirmation(message.payload)
+                continue
             if not message.topic.matches(self._topics.cmd):
                 continue
             payload = message.payload
@@ -270,6 +331,13 @@ class Publisher:
                     drain_until = drain_until or loop.time() + self._drain_s
                     if loop.time() >= drain_until:
                         return
+                if self._confirmations is not None and not self._confirmations.can_send():
+                    # The window of unconfirmed records is full: wait for confirmations or timeouts.
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(1.0):
+                            await self._wake.wait()
+                    continue
                 await slots.acquire()
                 tx = self._outbox.begin(start=backlog_end)
                 replay = False
@@ -283,10 +351,13 @@ class Publisher:
                                            name=f"publisher.deliver[{tx.records[0].id}]")
                     continue
                 slots.release()
-                if stop.is_set():
+                waiting = self._confirmations.waiting if self._confirmations is not None else 0
+                if stop.is_set() and not waiting:
                     return
                 self._wake.clear()
                 timeout = bucket.wait_time(loop.time()) if backlog_left else None
+                if stop.is_set():  # nothing live left to send: wait a little for confirmations
+                    timeout = 0.1
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(timeout):
                         await self._wake.wait()

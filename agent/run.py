@@ -26,6 +26,7 @@ from agent.birth import BirthStore, HealthAliases, health_aliases
 from agent.catalog import Catalog, build_catalog
 from agent.clock import ClockJudge
 from agent.config import AgentConfig, load_agent_config
+from agent.confirmations import ConfirmPolicy
 from agent.health import ProcessSampler, health_readings, latency_summary
 from agent.intake import Intake, OnTaken
 from agent.outbox import Outbox
@@ -70,10 +71,12 @@ class Agent:
 
     def attach(self, queue: DurableQueue, births: BirthStore | None = None) -> Intake:
         """Take readings into `queue` from now on; the publisher sends out of it."""
+        publish = self.config.publish
+        confirm = ConfirmPolicy(publish.confirm_timeout_s, publish.confirm_timeout_max_s, publish.confirm_warn_s,
+                                publish.unconfirmed_max) if publish.delivery == "end-to-end" else None
         self.outbox = Outbox(queue, births, catalog=self.catalog, health=self.health, topics=self.topics,
                              boot=self.boot, judge=self._judge, stats=self.stats,
-                             max_bytes=self.config.queue.max_bytes)
-        publish = self.config.publish
+                             max_bytes=self.config.queue.max_bytes, confirm=confirm)
         # A sealed batch must fit the queue with room to spare.
         batcher = Batcher(publish.max_readings, min(publish.max_bytes, self.config.queue.max_bytes // 4),
                           publish.max_age_s)
@@ -158,6 +161,7 @@ class Agent:
         publisher = self._publisher = Publisher(
             self.config.mqtt, self.topics, self.outbox,
             replay_per_s=self.config.publish.replay_messages_per_s, stats=self.stats,
+            confirmations=self.outbox if self.outbox.unconfirmed is not None else None,
         )
         log.info("agent starting", extra={"event": "start", "gateway": self.topics.gateway, "boot": self.boot,
                                           "queued_readings": queue.stats().weight,

@@ -30,6 +30,11 @@ class AgentStats:
     messages_published: int = 0
     messages_replayed: int = 0
     readings_acked: int = 0
+    # End-to-end delivery (agent.confirmations): settled by a collector's confirmation, sent again, held.
+    readings_confirmed: int = 0
+    messages_resent: int = 0
+    confirmations: int = 0
+    unconfirmed_messages: int = 0
     births: int = 0
     rebirths: int = 0
     # Births of earlier boots sent ahead of their backlog or on a rebirth naming them.

@@ -50,7 +50,9 @@ def _scenario(path: Path) -> None:
 
 def _agent_toml(work: Path, endpoints: dict[str, str], mqtt_url: str) -> str:
     lines = ["[agent]", f'gateway_id = "{GATEWAY}"', f'data_dir = "{work / "agent-data"}"', "",
-             "[mqtt]", f'url = "{mqtt_url}"', ""]
+             "[mqtt]", f'url = "{mqtt_url}"', "",
+             # No collector confirms here (a bare watcher counts): the footprint of PUBACK delivery.
+             "[publish]", 'delivery = "broker"', ""]
     for dev, _kind, profile in DEVICES:
         host, port = endpoints[dev].rsplit(":", 1)
         lines += ["[[devices]]", f'id = "{dev}"', f'profile = "{profile}"', "interval_s = 1.0", "unit = 1",

@@ -19,6 +19,7 @@ import paho.mqtt.client as paho
 
 from collector.acks import AckLedger, Ticket
 from collector.births import BirthStore
+from collector.confirm import Confirmer
 from collector.deadletter import DeadLetters
 from collector.decode import Decoded, Decoder, Kind
 from collector.metrics import Stats
@@ -86,6 +87,7 @@ class Ingest:
         self._bad_births: OrderedDict[bytes, None] = OrderedDict()
         self._error_logged = -1e9
         self.closed = False
+        self.confirm: Confirmer | None = None  # end-to-end confirmations (collector.confirm)
 
     def on_message(self, message: paho.MQTTMessage) -> None:
         """paho's message object (tests, and paho's own PUBLISH handler for QoS 2)."""
@@ -179,8 +181,11 @@ class Ingest:
             # Health seq counts health messages only (docs/protocol.md): no gap or duplicate accounting.
             stats.health_in += decoded.readings
         else:
-            if self._seqs.observe(decoded.gateway, decoded.boot, decoded.seq, now):
+            dup = self._seqs.observe(decoded.gateway, decoded.boot, decoded.seq, now)
+            if dup:
                 stats.duplicates += 1  # stored again all the same: the same points, harmless
+            if self.confirm is not None:  # confirm this seq once its batch is durable
+                self.confirm.note(ticket, decoded.gateway, decoded.boot, decoded.seq, duplicate=dup)
             stats.readings_in += decoded.readings
             stats.bad_values += decoded.bad_values
         batch = self._batch
@@ -221,6 +226,8 @@ class Ingest:
     def _dead_letter(self, reason: str, topic: str, detail: str, payload: bytes, ticket: Ticket) -> None:
         self._dead.add(reason, topic=topic, detail=detail, payload=payload)
         self._stats.dead_letters += 1
+        if self.confirm is not None:  # a dead-lettered data message is declared: confirm it
+            self.confirm.note_dead(ticket, topic, payload)
         # Durable with the batch that carries the ticket: the sink syncs dead letters before acking.
         self._add_ticket(ticket)
 

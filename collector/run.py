@@ -18,6 +18,7 @@ import paho.mqtt.client as paho
 from collector.acks import AckLedger, Ticket
 from collector.births import BirthStore
 from collector.config import CollectorConfig, load_collector_config
+from collector.confirm import Confirmer
 from collector.deadletter import DeadLetters
 from collector.decode import DecodeLimits, Decoder
 from collector.ingest import Batch, Ingest, IngestLimits
@@ -80,6 +81,10 @@ class Collector:
                               dead=self._dead, seqs=self._seqs, ledger=self._ledger, stats=self.stats,
                               request_rebirth=self._request_rebirth, seal=self._seal)
         self._replay_mark = (time.monotonic(), 0)
+        # end-to-end confirmations: noted by the ingest, released by the sink, sent by a task.
+        self.confirmer = Confirmer(config.mqtt.topic_prefix, self._link.publish, lambda: self._link.ready)
+        self._ingest.confirm = self.confirmer
+        self._sink.on_durable = self.confirmer.settled
 
     # ---- callbacks on the loop thread ----
 
@@ -133,6 +138,8 @@ class Collector:
         self._replay_mark = (now, self.stats.readings_replayed)
         self._ingest.add_lines(self_metrics_line(self.stats, self.config.collector.client_id,
                                                  int(time.time() * 1000)))
+        self._ingest.add_lines(self.confirmer.metrics_lines(self.config.collector.client_id,
+                                                           int(time.time() * 1000)))
 
     async def _quiet(self, gap_s: float, limit_s: float) -> None:
         """Wait until no message arrived for `gap_s` (messages already on their way get processed)."""
@@ -162,7 +169,8 @@ class Collector:
                 live = tg.create_task(self._sink.run_live(), name="collector.sink.live")
                 replay = tg.create_task(self._sink.run_replay(), name="collector.sink.replay")
                 ticker = tg.create_task(self._ticker(), name="collector.ticker")
-                background = [live, replay, ticker]
+                confirm = tg.create_task(self.confirmer.run(), name="collector.confirm")
+                background = [live, replay, ticker, confirm]
                 if self.config.http.listen:
                     started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
                     background.append(tg.create_task(
@@ -177,6 +185,7 @@ class Collector:
                 self._ingest.closed = True
                 self._ingest.seal()
                 await self._sink.drain(SHUTDOWN_DRAIN_S)
+                self.confirmer.flush(float("inf"))  # confirm what the drain made durable
                 self._link.request_stop()
                 await link
                 await self._link.disconnect()

@@ -51,6 +51,7 @@ class Sink:
         self._backoff = Backoff(base=0.2, cap=15.0)
         self._refusal_logged = -1e9  # monotonic time of the last warning about refused lines
         self.queue: asyncio.Queue[Batch] = asyncio.Queue()
+        self.on_durable: Callable[[list[Ticket]], None] = lambda tickets: None  # set by the collector
         if spool.stats().records:
             self._spool_changed.set()
         self.update_spool_stats()
@@ -83,6 +84,7 @@ class Sink:
 
     def _settle(self, tickets: list[Ticket]) -> None:
         self._dead.sync()  # dead letters recorded before this batch was sealed are durable first
+        self.on_durable(tickets)  # written, spooled or dead-lettered: confirm (collector.confirm)
         ready = self._ledger.settle(tickets)
         if ready:
             self._ack(ready)

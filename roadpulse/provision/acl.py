@@ -46,11 +46,12 @@ def gateway_acl(prefix: str = DEFAULT_PREFIX) -> str:
 
 
 def collector_acl(username: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """A collector reads every gateway's topics and may send commands (rebirth requests)."""
+    """A collector reads every gateway's topics, may send commands (rebirth requests) and confirmations."""
     validate_gateway_id(username)  # same rules: it is a topic level in the patterns too
     lines = [f"user {username}"]
     lines += [f"topic read {prefix}/+/{kind}" for kind in GATEWAY_PUBLISHES]
     lines.append(f"topic write {prefix}/+/cmd")
+    lines.append(f"topic write {prefix}/+/ack")  # end-to-end confirmations (roadpulse.wire.confirm)
     return "\n".join(lines) + "\n"
 
 

@@ -53,6 +53,11 @@ class Topics:
     def cmd(self) -> str:
         return f"{self.prefix}/{self.gateway}/cmd"
 
+    @property
+    def ack(self) -> str:
+        """End-to-end confirmations, collector -> agent (roadpulse.wire.confirm)."""
+        return f"{self.prefix}/{self.gateway}/ack"
+
 
 def subscriptions(prefix: str = DEFAULT_PREFIX, share_group: str | None = None) -> list[str]:
     """Topic filters a collector subscribes to; a share group spreads data across collectors."""

@@ -39,13 +39,15 @@ unit = "km/h"
 
 def write_config(directory: Path, url: str, *, devices: int = 2, interval_s: float = 0.05,
                  gateway: str = "gw-test", queue_max_bytes: int = 4 * 1024 * 1024,
-                 max_readings: int = 30, extra: str = "") -> Path:
+                 max_readings: int = 30, extra: str = "", delivery: str = "broker") -> Path:
+    """`delivery`: "broker" by default, since these tests' consumer is a bare subscriber that never confirms."""
     (directory / "profiles").mkdir(parents=True, exist_ok=True)
     (directory / "profiles" / "test_vds.toml").write_text(PROFILE)
     lines = [
         "[agent]", f'gateway_id = "{gateway}"', 'data_dir = "data"', "health_interval_s = 0.5",
         "[mqtt]", f'url = "{url}"', "reconnect_max_s = 0.5", "keepalive_s = 5",
         "[publish]", f"max_readings = {max_readings}", "max_age_s = 0.1", "replay_messages_per_s = 200",
+        f'delivery = "{delivery}"',
         "[queue]", f"max_bytes = {queue_max_bytes}", "commit_interval_s = 0.1",
     ]
     for i in range(devices):

@@ -31,6 +31,7 @@ def test_collector_role() -> None:
         "topic read rp/v1/+/death",
         "topic read rp/v1/+/health",
         "topic write rp/v1/+/cmd",
+        "topic write rp/v1/+/ack",
     ]
     assert broker_acl(["a", "b"]).count("\nuser ") == 2
 

@@ -112,6 +112,7 @@ def test_a_collector_cannot_publish_as_a_gateway(pki: Pki, secure_broker: Mosqui
     with clients(collector(pki, secure_broker)) as (c,):
         assert c.publish("rp/v1/gw-a/data").value == NOT_AUTHORIZED
         assert c.publish("rp/v1/gw-a/cmd").value < 128
+        assert c.publish("rp/v1/gw-a/ack").value < 128  # end-to-end confirmations
 
 
 def test_a_server_signed_by_another_ca_is_refused(pki: Pki, secure_broker: Mosquitto) -> None:
