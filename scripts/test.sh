@@ -12,7 +12,7 @@ for a in "$@"; do
     if [ "$a" = "--quick" ]; then args+=(-m "not slow"); else args+=("$a"); fi
 done
 echo "== ruff"
-.venv/bin/ruff check agent collector firmware_sim roadpulse tests bench
+.venv/bin/ruff check agent collector firmware_sim roadpulse roadstate tests bench
 echo "== mypy (strict)"
 .venv/bin/mypy
 echo "== pytest"
