@@ -83,11 +83,13 @@ class Output:
 class RoadEngine:
     """Segments of one road direction and every configured detector on each."""
 
-    def __init__(self, segments: Sequence[Segment], params: RoadParams, algorithms: Sequence[str]) -> None:
+    def __init__(self, segments: Sequence[Segment], params: RoadParams, algorithms: Sequence[str], *,
+                 stations: Mapping[str, float] | None = None) -> None:
         unknown = sorted(set(algorithms) - set(ALGORITHMS))
         if unknown:
             raise ValueError(f"unknown algorithms {unknown}; known: {sorted(ALGORITHMS)}")
         self.segments = list(segments)
+        self.stations = dict(stations or {})
         self.params = params
         self.algorithms = list(algorithms)
         self.detectors: dict[tuple[str, str], Detector] = {
