@@ -7,9 +7,9 @@ q = k·v identity a single-loop station's three values must satisfy:
 - a lane whose flow exceeds what a lane can carry (3,000 veh/h) is a spike;
 - a lane whose volume, occupancy and speed disagree (flow / speed vs occupancy / L_eff
   off by more than a factor of 2.5, with enough vehicles to judge) is a spike;
-- a station whose every lane repeats the previous bin exactly while vehicles pass is
-  stuck (IRIS's "no change" rule, shortened from 24 h to one repeat because three
-  values per lane never all repeat by chance while traffic moves).
+- a station whose every lane repeats its bin exactly five times in a row while vehicles
+  pass is stuck (IRIS's "no change" rule, shortened from 24 h to 3 minutes: steady
+  traffic repeats a bin by chance now and then, five times running almost never).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from roadstate.state import LaneBin
 
 MAX_LANE_FLOW = 3000.0  # veh/h/lane
 MISMATCH = 2.5
-STUCK_REPEATS = 1
+STUCK_REPEATS = 5
 
 
 def lane_plausible(lane: LaneBin, interval_s: float, effective_length_m: float) -> bool:

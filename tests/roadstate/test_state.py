@@ -129,9 +129,8 @@ def test_lane_screening(lane: LaneBin, ok: bool) -> None:
 def test_a_station_repeating_its_bin_is_stuck() -> None:
     watch = StuckWatch()
     lanes = [LaneBin(15, 10.0, 90.0), LaneBin(12, 9.0, 85.0)]
-    assert not watch.stuck("s", lanes)
+    assert not any(watch.stuck("s", lanes) for _ in range(5))  # steady traffic may repeat a few times
     assert watch.stuck("s", lanes)
     assert not watch.stuck("s", [LaneBin(14, 10.0, 90.0), LaneBin(12, 9.0, 85.0)])
     empty = [LaneBin(0, 0.0, None)]
-    assert not watch.stuck("n", empty)
-    assert not watch.stuck("n", empty)
+    assert not any(watch.stuck("n", empty) for _ in range(10))
