@@ -133,7 +133,12 @@ class RoadEngine:
             up, down = agg[seg.up], agg[seg.down]
             critical = p.capacity / p.free_flow_kmh
             both_free = up.valid and down.valid and up.density <= critical and down.density <= critical
-            stored = stored_vehicles(self.stored.get(seg.name, 0.0), up, down, p.interval_s) if both_free else 0.0
+            # Vehicles stored between two free-flowing stations (a queue growing behind an incident
+            # between them); kept when a regime changes, since they say how long that queue is.
+            stored = self.stored.get(seg.name, 0.0)
+            if both_free:
+                was_free = self.regimes.get(seg.name) == (False, False)
+                stored = stored_vehicles(stored if was_free else 0.0, up, down, p.interval_s)
             self.stored[seg.name] = stored
             density, front = front_density(self.fronts.get(seg.name), up, down, interval_s=p.interval_s,
                                            length_km=seg.length_km, critical=critical,

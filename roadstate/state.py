@@ -78,7 +78,6 @@ def aggregate_station(lanes: Sequence[LaneBin], interval_s: float, *, effective_
 
 
 STORED_LEAK = 0.05  # per interval: counting noise must not accumulate into a phantom queue
-STORED_DEADBAND = 1e9  # disabled: see docs/road-state.md
 
 
 def stored_vehicles(previous: float, up: StationInterval, down: StationInterval, interval_s: float) -> float:
@@ -86,7 +85,10 @@ def stored_vehicles(previous: float, up: StationInterval, down: StationInterval,
 
     Both stations free-flowing does not mean the segment is: a queue behind an incident
     between them stays invisible to both until it reaches the upstream one. Conservation
-    sees it: the difference of the counts, leaking slowly so noise cannot build up.
+    sees it: the difference of the counts, leaking slowly so noise cannot build up. When
+    the queue's tail reaches the upstream station, these vehicles place its head. (Adding
+    them to the density while both stations are free was tried and lost more to counting
+    noise than it gained.)
     """
     return (1 - STORED_LEAK) * (previous + (up.flow - down.flow) * interval_s / 3600)
 
@@ -114,13 +116,15 @@ def front_density(front_km: float | None, up: StationInterval, down: StationInte
         return ends[0].density, None
     up_c, down_c = up.density > critical, down.density > critical
     if up_c == down_c:
-        queue = max(0.0, stored - STORED_DEADBAND) / length_km if not up_c else 0.0
-        return (up.density + down.density) / 2 + queue, None
+        return (up.density + down.density) / 2, None
     if front_km is None:
         if was is not None and was[1] != down_c and was[0] == up_c:
             front_km = length_km  # the front just crossed the downstream station
         elif was is not None and was[0] != up_c and was[1] == down_c:
-            front_km = 0.0
+            # A queue's tail just passed the upstream station: its head (an incident, a bottleneck)
+            # is as far downstream as the vehicles stored while it grew say.
+            dk = abs(up.density - down.density)
+            front_km = min(length_km, max(0.0, stored) / dk) if up_c and dk > 1 else 0.0
         else:
             front_km = length_km / 2
     dk = down.density - up.density

@@ -134,3 +134,13 @@ def test_a_station_repeating_its_bin_is_stuck() -> None:
     assert not watch.stuck("s", [LaneBin(14, 10.0, 90.0), LaneBin(12, 9.0, 85.0)])
     empty = [LaneBin(0, 0.0, None)]
     assert not any(watch.stuck("n", empty) for _ in range(10))
+
+
+def test_a_queue_reaching_the_upstream_station_is_as_long_as_the_vehicles_stored() -> None:
+    free = StationInterval(600, 4.0, 90, 6.7, 0.0, 3)
+    queue = StationInterval(600, 63, 6, 105.0, 0.0, 3)
+    # 49 veh/lane stored between free stations at a density step of 98.3 veh/km: 0.5 km of queue.
+    density, front = front_density(None, queue, free, interval_s=30, length_km=2.0, critical=23.3,
+                                   was=(False, False), stored=49.15)
+    assert front == pytest.approx(0.5, abs=0.01)  # a head held by an incident: w = 0
+    assert density == pytest.approx(0.25 * 105.0 + 0.75 * 6.7, rel=0.01)
