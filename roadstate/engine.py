@@ -36,6 +36,7 @@ ALGORITHMS: dict[str, Callable[[], Detector]] = {
 }
 
 TRUCK_EWMA = 0.1
+STORED_BINS = 20  # 10 minutes of count differences between two free-flowing stations
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,7 @@ class RoadEngine:
         self.stuck = StuckWatch()
         self.fronts: dict[str, float] = {}
         self.regimes: dict[str, tuple[bool, bool]] = {}
-        self.stored: dict[str, float] = {}
+        self.stored: dict[str, list[float]] = {}
         self.trucks: dict[str, float] = {}
 
     def station_interval(self, station: str, lanes: Sequence[LaneBin] | None) -> StationInterval:
@@ -135,11 +136,13 @@ class RoadEngine:
             both_free = up.valid and down.valid and up.density <= critical and down.density <= critical
             # Vehicles stored between two free-flowing stations (a queue growing behind an incident
             # between them); kept when a regime changes, since they say how long that queue is.
-            stored = self.stored.get(seg.name, 0.0)
+            window = self.stored.setdefault(seg.name, [])
             if both_free:
-                was_free = self.regimes.get(seg.name) == (False, False)
-                stored = stored_vehicles(stored if was_free else 0.0, up, down, p.interval_s)
-            self.stored[seg.name] = stored
+                if self.regimes.get(seg.name) != (False, False):
+                    window.clear()
+                window.append(up.flow - down.flow)
+                del window[:-STORED_BINS]
+            stored = stored_vehicles(window, p.interval_s)
             density, front = front_density(self.fronts.get(seg.name), up, down, interval_s=p.interval_s,
                                            length_km=seg.length_km, critical=critical,
                                            was=self.regimes.get(seg.name), stored=stored)
@@ -173,7 +176,7 @@ class RoadEngine:
             "open": {f"{k[0]}|{k[1]}": [e.start_ms, e.km, e.confidence] for k, e in self.open.items()},
             "stuck": {"last": self.stuck.last, "repeats": self.stuck.repeats},
             "fronts": dict(self.fronts),
-            "stored": dict(self.stored),
+            "stored": {k: list(v) for k, v in self.stored.items()},
             "trucks": dict(self.trucks),
             "regimes": {k: list(v) for k, v in self.regimes.items()},
         }
@@ -193,6 +196,6 @@ class RoadEngine:
         stuck = state.get("stuck", {})
         self.stuck = StuckWatch(dict(stuck.get("last", {})), dict(stuck.get("repeats", {})))
         self.fronts = {k: float(v) for k, v in state.get("fronts", {}).items()}
-        self.stored = {k: float(v) for k, v in state.get("stored", {}).items()}
+        self.stored = {k: [float(x) for x in v] for k, v in state.get("stored", {}).items()}
         self.trucks = {k: float(v) for k, v in state.get("trucks", {}).items()}
         self.regimes = {k: (bool(v[0]), bool(v[1])) for k, v in state.get("regimes", {}).items()}

@@ -77,20 +77,18 @@ def aggregate_station(lanes: Sequence[LaneBin], interval_s: float, *, effective_
     return StationInterval(flow, occupancy, min(speed, free_flow_kmh * 1.3), density, share, len(ok))
 
 
-STORED_LEAK = 0.05  # per interval: counting noise must not accumulate into a phantom queue
+def stored_vehicles(flow_differences: Sequence[float], interval_s: float) -> float:
+    """Vehicles per lane that entered a segment and did not leave it over the last intervals.
 
-
-def stored_vehicles(previous: float, up: StationInterval, down: StationInterval, interval_s: float) -> float:
-    """Vehicles per lane that entered the segment and have not left it (negative: left more than entered).
-
-    Both stations free-flowing does not mean the segment is: a queue behind an incident
-    between them stays invisible to both until it reaches the upstream one. Conservation
-    sees it: the difference of the counts, leaking slowly so noise cannot build up. When
-    the queue's tail reaches the upstream station, these vehicles place its head. (Adding
-    them to the density while both stations are free was tried and lost more to counting
-    noise than it gained.)
+    `flow_differences` are q_up - q_down (veh/h/lane) of the latest intervals in which both
+    stations flowed freely. Both free does not mean the segment is: a queue behind an
+    incident between them stays invisible to both until it reaches the upstream one, but
+    conservation sees it. When its tail reaches the upstream station, these vehicles place
+    its head. A bounded window keeps counting noise bounded (a few vehicles per lane).
+    (Adding them to the density while both stations are free was tried and lost more to
+    counting noise than it gained.)
     """
-    return (1 - STORED_LEAK) * (previous + (up.flow - down.flow) * interval_s / 3600)
+    return sum(flow_differences) * interval_s / 3600
 
 
 def front_density(front_km: float | None, up: StationInterval, down: StationInterval, *, interval_s: float,
