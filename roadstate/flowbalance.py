@@ -11,7 +11,7 @@ lagged by the free-flow travel time and declares an incident when
 
 1. the imbalance 1 - q_down / q_up(t - tau) is large: >= SHARP_IMBALANCE in one bin, or
    >= IMBALANCE in this bin and the 1-minute mean while the downstream flow fell suddenly
-   (>= SUDDEN_DROP below its peak of the last 10 minutes: a bottleneck's queue only lowers
+   (>= SUDDEN_DROP below its mean of the last 10 minutes: a bottleneck's queue only lowers
    it by the capacity drop, since nothing downstream of a bottleneck ever exceeded its
    capacity); and at least EXCESS_VEH_PER_LANE vehicles have gone missing over 2 minutes;
 2. the downstream station is free-flowing (speed >= 75 % of the learned free-flow speed,
@@ -21,9 +21,10 @@ lagged by the free-flow travel time and declares an incident when
    arrives from upstream is a starvation front passing through, not a new incident);
 3. or, later and as a back-up, the classic signature: upstream congested (speed below
    60 % of free flow) while downstream is free-flowing at well below the road's
-   capacity (<= DISCHARGE_SHARE) after a sudden fall (>= SUDDEN_DROP below its peak of
-   the last 10 minutes): a recurrent bottleneck's queue lowers the flow past it a few
-   per cent (the capacity drop), a blocked lane far more and at once.
+   capacity (<= DISCHARGE_SHARE) after a sudden fall lasting a minute (>= SUDDEN_DROP below
+   its mean of the last 10 minutes, the bin before at least half that): a recurrent
+   bottleneck's queue lowers the flow past it a few per cent (the capacity drop), a
+   blocked lane far more and at once.
 
 Speeds are judged against a free-flow speed learned from the downstream station's own
 low-occupancy bins (rain, fog speed limits and heavy traffic lower it), so the same
@@ -42,7 +43,7 @@ FREE_SPEED_SHARE = 0.75
 CONGESTED_SPEED_SHARE = 0.6
 DISCHARGE_SHARE = 0.62
 CLEAR_BINS = 6
-SUDDEN_DROP = 0.25  # downstream flow this much below its last 10 minutes' peak: a sudden fall
+SUDDEN_DROP = 0.25  # downstream flow this much below its last 10 minutes' mean: a sudden fall
 RECENT_BINS = 20
 LAG_KEEP = 12
 
@@ -99,14 +100,20 @@ class FlowBalance(Detector):
         up_steady = up.flow >= (1 - IMBALANCE) * expected or up_congested
         # A bottleneck's queue lowers the flow past it to its discharge rate, a few per cent below
         # the demand before; a blocked lane lowers it far more, and suddenly.
-        fell = down.flow <= (1 - SUDDEN_DROP) * max(self.down_recent, default=down.flow)
+        # Against the mean of the last 10 minutes, not their peak: the peak of noisy 30-s counts
+        # sits well above the flow, and a bottleneck's discharge would seem to fall from it.
+        before = sum(self.down_recent) / len(self.down_recent) if self.down_recent else down.flow
+        fell = down.flow <= (1 - SUDDEN_DROP) * before
+        fell_for_a_minute = fell and (self.down_flow[-2] if len(self.down_flow) >= 2 else down.flow) <= (
+            1 - SUDDEN_DROP / 2) * before
         sustained = len(self.imbalance) >= 2 and (self.imbalance[-1] + self.imbalance[-2]) / 2 >= IMBALANCE
         # A drop this deep in one bin is no counting noise: no need to wait for the next bin.
         sharp = r >= SHARP_IMBALANCE
         balance = (r >= IMBALANCE and (sharp or (sustained and fell)) and excess >= EXCESS_VEH_PER_LANE
                    and down_free and up_steady)
         up_congested = up.speed_kmh < CONGESTED_SPEED_SHARE * free and up.occupancy_pct >= _critical_occ(x)
-        starved = down_free and down.flow <= DISCHARGE_SHARE * x.capacity and (fell or self.backup_bins > 0)
+        starved = down_free and down.flow <= DISCHARGE_SHARE * x.capacity and (
+            fell_for_a_minute or self.backup_bins > 0)
         self.down_recent.append(down.flow)
         del self.down_recent[:-RECENT_BINS]
         self.backup_bins = self.backup_bins + 1 if up_congested and starved else 0
