@@ -107,7 +107,7 @@ def _add_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                                description="Exit 0 if FILE would start; else print the file, the key "
                                "and the reason for every problem and exit 1.")
     check.add_argument("file", metavar="FILE")
-    check.add_argument("--kind", choices=["auto", "agent", "collector", "scenario", "profile"],
+    check.add_argument("--kind", choices=["auto", "agent", "collector", "roadstate", "scenario", "profile"],
                        default="auto", help="what FILE is (default: guess from its sections)")
     check.set_defaults(func=_config_check)
 
