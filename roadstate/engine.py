@@ -35,7 +35,7 @@ ALGORITHMS: dict[str, Callable[[], Detector]] = {
     "snd": SND,
 }
 
-TRUCK_EWMA = 0.1
+TRUCK_EWMA = 0.03
 STORED_BINS = 20  # 10 minutes of count differences between two free-flowing stations
 
 
@@ -116,7 +116,7 @@ class RoadEngine:
                                  free_flow_kmh=p.free_flow_kmh)
 
     def _smooth_trucks(self, station: str, x: StationInterval) -> StationInterval:
-        """Truck share changes over hours, a 30-s count of trucks by chance: an EWMA of ~5 minutes."""
+        """Truck share changes over hours, a 30-s count of trucks by chance: an EWMA of ~15 minutes."""
         if not x.valid:
             return x
         previous = self.trucks.get(station)
