@@ -47,6 +47,13 @@ class Incident(Strict):
     capacity_fraction: Annotated[float, Field(ge=0, le=1)] = 0.3
 
 
+class Bottleneck(Strict):
+    """A permanent capacity restriction (lane drop, steep grade, merge): recurrent congestion, not an incident."""
+
+    at_km: NonNeg
+    capacity_fraction: Annotated[float, Field(gt=0, le=1)] = 0.85
+
+
 class Road(Strict):
     name: str = "road"
     length_km: Annotated[float, Field(gt=0, le=200)] = 20.0
@@ -62,6 +69,10 @@ class Road(Strict):
     elevation_start_m: float = 200.0
     elevation_end_m: float = 200.0
     incidents: list[Incident] = Field(default_factory=list)
+    bottlenecks: list[Bottleneck] = Field(default_factory=list)
+    # Capacity drop: a queue discharges this share below the capacity reached before it formed
+    # (field studies: 5-10 %). 0 keeps the plain triangular diagram.
+    capacity_drop: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
 
 
 class DeviceSpec(Strict):

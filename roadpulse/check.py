@@ -15,6 +15,8 @@ def guess_kind(data: dict[str, object]) -> str:
         return "agent"
     if "collector" in data:
         return "collector"
+    if "roadstate" in data:
+        return "roadstate"
     return "scenario"
 
 
@@ -38,6 +40,11 @@ def check(path: Path, kind: str = "auto") -> str:
 
         collector_config = load_collector_config(path)
         return f"collector config OK: client id {collector_config.collector.client_id}"
+    if kind == "roadstate":
+        from roadstate.config import load_config
+
+        roadstate_config = load_config(path)
+        return f"roadstate config OK: client id {roadstate_config.mqtt.client_id}"
     if kind == "profile":
         from roadpulse.profiles import load_model_from
 

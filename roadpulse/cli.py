@@ -28,6 +28,12 @@ def _collector_run(args: argparse.Namespace) -> int:
     return run_from_cli(Path(args.config))
 
 
+def _roadstate_run(args: argparse.Namespace) -> int:
+    from roadstate.service import run_from_cli
+
+    return run_from_cli(Path(args.config))
+
+
 def _config_check(args: argparse.Namespace) -> int:
     from roadpulse.check import check_file
 
@@ -67,6 +73,17 @@ def _add_collector(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     run.set_defaults(func=_collector_run)
 
 
+def _add_roadstate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    roadstate = sub.add_parser("roadstate", help="derive road state and incidents from detector readings",
+                               description="Level of service per segment and incident detection (docs/road-state.md).")
+    actions = roadstate.add_subparsers(dest="action", required=True, metavar="ACTION")
+    run = actions.add_parser("run", help="subscribe, derive and write road_state and incident points",
+                             description="Messages are acknowledged only once what they changed is in "
+                             "InfluxDB and in the checkpoint under roadstate.data_dir.")
+    run.add_argument("-c", "--config", required=True, metavar="FILE", help="roadstate config (TOML)")
+    run.set_defaults(func=_roadstate_run)
+
+
 def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     try:
         from firmware_sim.cli import add_sim_parser
@@ -90,7 +107,7 @@ def _add_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                                description="Exit 0 if FILE would start; else print the file, the key "
                                "and the reason for every problem and exit 1.")
     check.add_argument("file", metavar="FILE")
-    check.add_argument("--kind", choices=["auto", "agent", "collector", "scenario", "profile"],
+    check.add_argument("--kind", choices=["auto", "agent", "collector", "roadstate", "scenario", "profile"],
                        default="auto", help="what FILE is (default: guess from its sections)")
     check.set_defaults(func=_config_check)
 
@@ -126,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="role", required=True, metavar="COMMAND")
     _add_agent(sub)
     _add_collector(sub)
+    _add_roadstate(sub)
     _add_sim(sub)
     _add_config(sub)
     _add_demo(sub)

@@ -22,7 +22,7 @@ for a in "$@"; do
 done
 args=("${marker[@]}" "${args[@]}")
 echo "== ruff"
-.venv/bin/ruff check agent collector firmware_sim roadpulse tests bench
+.venv/bin/ruff check agent collector firmware_sim roadpulse roadstate tests bench
 echo "== mypy (strict)"
 .venv/bin/mypy
 echo "== pytest"

@@ -1,0 +1,1 @@
+"""Road-state benchmark: every incident detector and the LOS estimate on one simulated suite (#14)."""
