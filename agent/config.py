@@ -14,6 +14,7 @@ from agent.sources.links import SerialLink, TcpLink
 from agent.sources.modbus.config import Bus
 from roadpulse.configfile import LocatedValueError, Strict, load_model
 from roadpulse.mqttconfig import MqttLinkConfig, TlsConfig, WritableDir, identity_problem
+from roadpulse.profiles.base import Tags
 from roadpulse.wire.topics import GATEWAY_ID_PATTERN
 
 Tls = TlsConfig  # the shared TLS model, under the name this module has always exported
@@ -73,7 +74,7 @@ class Device(Strict):
     # Align polls to wall-clock multiples of the interval (detectors report on :00 and :30).
     align: bool = False
     jitter_s: Annotated[float, Field(ge=0)] = 0.0
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=dict)
     # Modbus: either a TCP link or a bus id; the unit id on that link.
     tcp: TcpLink | None = None
     bus: Id | None = None

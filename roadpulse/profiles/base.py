@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Protocol
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from roadpulse.configfile import Strict
+from roadpulse.wire.names import check_name
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 # Wire types of a metric (docs/protocol.md): float, int, bool, str.
@@ -21,7 +22,19 @@ MetricType = str
 def _not_reserved(name: str) -> str:
     if name.startswith("roadpulse_"):
         raise ValueError("measurements named roadpulse_* are reserved for roadpulse's own metrics")
-    return name
+    return check_name(name, "measurement")
+
+
+def _storable_tags(tags: dict[str, str]) -> dict[str, str]:
+    for key, value in tags.items():
+        check_name(key, "tag key")
+        check_name(value, "tag value")
+    return tags
+
+
+# The collector refuses a birth whose names a store cannot hold (roadpulse.wire.names): the
+# same rules here make such a profile a config error before the agent starts.
+Tags = Annotated[dict[str, str], AfterValidator(_storable_tags)]
 
 
 # The collector tells readings from agent health and its own metrics by this prefix.
@@ -35,7 +48,7 @@ class Point(Strict):
     unit: str = ""
     measurement: Measurement | None = None
     field: Name | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=dict)
     scale: float = 1.0
     offset: float = 0.0
     # Raw values that mean "no value" (32767, 65535, 1001, ...): reported as quality bad, reason invalid.
@@ -43,6 +56,11 @@ class Point(Strict):
     # Report by exception: skip a value within `deadband` of the last sent one, unless `max_silence_s` passed.
     deadband: float | None = None
     max_silence_s: float | None = None
+
+    @model_validator(mode="after")
+    def _storable_field(self) -> Point:
+        check_name(self.field or self.name, "field")
+        return self
 
 
 class DeviceProfile(Protocol):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from roadpulse.configfile import Strict
-from roadpulse.profiles.base import Measurement, MetricType, Name, Point, unique_names
+from roadpulse.profiles.base import Measurement, MetricType, Name, Point, Tags, unique_names
 
 RegisterType = Literal[
     "bit", "bool", "int8", "uint8", "int16", "uint16", "float16", "int32", "uint32", "int64", "uint64", "float32",
@@ -64,7 +64,7 @@ class ModbusProfile(Strict):
     name: Name
     description: str = ""
     measurement: Measurement
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=dict)
     registers: list[Register]
     # Largest gap of unused registers to read through when coalescing reads.
     max_gap: Annotated[int, Field(ge=0, le=124)] = 8

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from roadpulse.configfile import LocatedValueError, Strict
-from roadpulse.profiles.base import Measurement, MetricType, Name, Point, unique_names
+from roadpulse.profiles.base import Measurement, MetricType, Name, Point, Tags, unique_names
 from roadpulse.profiles.units import XDR_TYPES, letter_unit, quantity_of
 
 _METRIC_TYPES = {"float": "f", "int": "i", "str": "s", "bool": "b"}
@@ -91,7 +91,7 @@ class SerialProfile(Strict):
     name: Name
     description: str = ""
     measurement: Measurement
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=dict)
     framing: Framing = Framing()
     parser: Literal["regex", "keyvalue", "nmea"]
     pattern: str | None = None

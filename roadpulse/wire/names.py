@@ -15,6 +15,9 @@ The rules (docs/protocol.md, *Names*):
 - a measurement, a field or a tag key does not start with `_` (InfluxDB 2 reserves those:
   `_measurement`, `_field`, `_value`, ...);
 - a field or a tag key is not `time` (InfluxDB 1 drops such points: `partial write ... dropped=N`);
+- a field does not end in `_q` or `_err`: the collector writes those beside a value field
+  (quality, error, `tf_q` time flags; docs/data-model.md), and a field of the same name
+  would be written twice in one line, or with two types;
 - no name holds a `"`: parsers that track quotes over a whole line (VictoriaMetrics,
   InfluxDB's line scanner in places) would read a string from it.
 """
@@ -25,6 +28,7 @@ import re
 
 MAX_NAME = 256
 RESERVED_KEYS = frozenset({"time"})
+DERIVED_SUFFIXES = ("_q", "_err")
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
 # The common case in one regex match: a name that passes every rule of a key (and so of any kind).
 _PLAIN_KEY = re.compile(r'[^\x00-\x1f\x7f-\x9f\\"#_][^\x00-\x1f\x7f-\x9f\\"]{0,' + str(MAX_NAME - 1) + "}")
@@ -37,7 +41,8 @@ def name_problem(name: object, kind: str) -> str | None:
     """
     if type(name) is not str:
         return f"{kind} is {type(name).__name__}, not str"
-    if _PLAIN_KEY.fullmatch(name) is not None and name not in RESERVED_KEYS:
+    if _PLAIN_KEY.fullmatch(name) is not None and name not in RESERVED_KEYS and not (
+            kind == "field" and name.endswith(DERIVED_SUFFIXES)):
         return None
     if not name:
         return None if kind == "tag value" else f"empty {kind}"
@@ -56,6 +61,9 @@ def name_problem(name: object, kind: str) -> str | None:
         return f"{kind} {name[:40]!r} starts with '_' (reserved by InfluxDB 2)"
     if kind in ("field", "tag key") and name in RESERVED_KEYS:
         return f"{kind} {name!r} is reserved"
+    if kind == "field" and name.endswith(DERIVED_SUFFIXES):
+        suffix = "_q" if name.endswith("_q") else "_err"
+        return f"field {name[:40]!r} ends in {suffix} (the collector's quality and error fields)"
     return None
 
 

@@ -37,6 +37,11 @@ def test_profile_loads_and_plans(path: Path) -> None:
         ('[[registers]]\nname = "a"\naddress = 65535\ntype = "float32"\n', "registers[0]", "65535"),
         ('[[registers]]\nname = "a"\naddress = 0\n[[registers]]\nname = "a"\naddress = 1\n', "", "twice"),
         ('[[registers]]\nname = "a"\naddress = 0\nscael = 0.1\n', "registers[0].scael", "unknown key"),
+        # Names the collector refuses in a birth (roadpulse.wire.names) are config errors here.
+        ('[[registers]]\nname = "a"\naddress = 0\nfield = "time"\n', "registers[0]", "reserved"),
+        ('[[registers]]\nname = "speed_q"\naddress = 0\n', "registers[0]", "_q"),
+        ('[[registers]]\nname = "a"\nfield = "a_err"\naddress = 0\n', "registers[0]", "_err"),
+        ('[[registers]]\nname = "a"\naddress = 0\ntags = { time = "x" }\n', "registers[0].tags", "reserved"),
     ],
 )
 def test_modbus_profile_errors_name_the_key(tmp_path: Path, body: str, key: str, words: str) -> None:

@@ -23,6 +23,8 @@ BOOT = "0123456789abcdef"
         ("time", "measurement", True), ("time", "tag value", True), ("x" * MAX_NAME, "field", True),
         ("", "measurement", False), ("", "field", False), ("", "tag key", False),
         ("time", "field", False), ("time", "tag key", False),
+        ("tf_q", "field", False), ("speed_q", "field", False), ("speed_err", "field", False),
+        ("speed_q", "tag key", True), ("x_err", "measurement", True), ("quality", "field", True),
         ("#m", "measurement", False), ("_m", "measurement", False), ("_f", "field", False),
         ("_k", "tag key", False),
         ("m\\", "measurement", False), ("f\\", "field", False), ("k\\", "tag key", False),
