@@ -33,6 +33,13 @@ def _at(*keys: str) -> Callable[[dict[str, Any]], float | None]:
     return get
 
 
+def _ratio(top: tuple[str, ...], bottom: tuple[str, ...]) -> Callable[[dict[str, Any]], float | None]:
+    def get(results: dict[str, Any]) -> float | None:
+        a, b = _at(*top)(results), _at(*bottom)(results)
+        return a / b if a is not None and b else None
+    return get
+
+
 def total_lost(results: dict[str, Any]) -> float | None:
     parts = [_at("system", "collector", "lost")(results), _at("limits", "lost")(results),
              _at("overload", "lost")(results), _at("drain", "lost")(results), _at("latency", "lost")(results),
@@ -60,7 +67,13 @@ FIGURES = [
     Figure("collector throughput (backlog drain)", "readings/s", _at("limits", "collector_per_s"), digits=0),
     Figure("collector throughput / lower of the two limits", "×", _at("limits", "fraction_of_lower"), "≥ 0.6",
            lambda v: v >= 0.6),
-    Figure("overload: offered rate / sustained rate (2× asked)", "×", _at("overload", "offered_factor")),
+    Figure("one `sim load` publishing alone", "readings/s", _at("limits", "publisher_per_s"), digits=0),
+    Figure("sustained load (lower of collector drain and publisher)", "readings/s", _at("sustained_per_s"),
+           digits=0),
+    Figure("overload: offered (broker-acknowledged) / sustained load, 2× asked", "×",
+           _at("overload", "offered_factor")),
+    Figure("latency phase: offered load / sustained load (½ asked)", "×", _ratio(("latency", "offered_per_s"),
+                                                                              ("sustained_per_s",))),
     Figure("readings lost, every phase (InfluxDB count vs sent)", "", total_lost, "0", lambda v: v == 0, 0),
     Figure("drain rate after the InfluxDB outage / live rate", "×", _at("drain", "multiple"), "≥ 3",
            lambda v: v >= 3),
