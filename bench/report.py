@@ -41,7 +41,8 @@ def _ratio(top: tuple[str, ...], bottom: tuple[str, ...]) -> Callable[[dict[str,
 
 
 def total_lost(results: dict[str, Any]) -> float | None:
-    parts = [_at("system", "collector", "lost")(results), _at("limits", "lost")(results),
+    parts = [_at("system", "collector", "lost")(results), _at("system", "collector_at_sustained", "lost")(results),
+             _at("limits", "lost")(results),
              _at("overload", "lost")(results), _at("drain", "lost")(results), _at("latency", "lost")(results),
              _at("storage", "lost")(results)]
     return None if any(p is None for p in parts) else sum(p for p in parts if p is not None)
@@ -54,6 +55,10 @@ FIGURES = [
            "≤ 0.8 µs", lambda v: v <= 0.8),
     Figure("  of which mosquitto", "µs", _at("system", "collector", "cpu_us", "mosquitto")),
     Figure("  of which influxd", "µs", _at("system", "collector", "cpu_us", "influxd")),
+    Figure("whole-system CPU per reading at 90 % of the sustained load", "µs",
+           _at("system", "collector_at_sustained", "cpu_us", "total")),
+    Figure("  of which the collector's own CPU (at 90 %)", "µs",
+           _at("system", "collector_at_sustained", "cpu_us", "collector")),
     Figure("naive pipeline, whole system (paho + one /write per message)", "µs",
            _at("system", "naive", "cpu_us", "total")),
     Figure("influxdb-client batching API, whole system", "µs", _at("system", "client", "cpu_us", "total")),

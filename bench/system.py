@@ -87,9 +87,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def pipeline_cost(stack: Stack, kind: str, rate: float, duration: float) -> dict[str, Any]:
+def pipeline_cost(stack: Stack, kind: str, rate: float, duration: float, tag: str = "") -> dict[str, Any]:
     """CPU per reading of one pipeline + broker + influxd on the same g60 load, and what was lost."""
-    db, prefix = f"sys_{kind}", f"bsys{kind}/v1"
+    db, prefix = f"sys_{kind}{tag}", f"bsys{kind}{tag}/v1"
     create_db(stack.influx.url, db)
     info: dict[str, Any] = {}
     collector = None
@@ -102,8 +102,8 @@ def pipeline_cost(stack: Stack, kind: str, rate: float, duration: float) -> dict
     try:
         window = CpuWindow(stack.pids(**{kind: pid})).open()
         began = time.monotonic()
-        report = run_load(stack.load(rate, duration, prefix, gateway_prefix=f"{kind}gw"), stack.broker.url,
-                          stack.work / f"load-{kind}.json")
+        report = run_load(stack.load(rate, duration, prefix, gateway_prefix=f"{kind}{tag}gw"), stack.broker.url,
+                          stack.work / f"load-{kind}{tag}.json")
         sent = int(report["readings_sent"])
         count, seen = wait_stored(stack.influx.url, db, sent, timeout=60 if stack.quick else 180,
                                   poll=0.1 if stack.quick else 0.5)
@@ -117,8 +117,10 @@ def pipeline_cost(stack: Stack, kind: str, rate: float, duration: float) -> dict
             "seconds": round(seen - began, 2), "cpu_us": per_reading_us(cpu, sent), **info}
 
 
-def whole_system(stack: Stack, rate: float, duration: float) -> dict[str, Any]:
+def whole_system(stack: Stack, rate: float, duration: float, sustained: float) -> dict[str, Any]:
+    """The three pipelines at `rate`; the collector once more at the sustained load (fixed costs spread wider)."""
     phases = {kind: pipeline_cost(stack, kind, rate, duration) for kind in ("collector", "naive", "client")}
+    phases["collector_at_sustained"] = pipeline_cost(stack, "collector", 0.9 * sustained, duration, tag="max")
     ours = phases["collector"]["cpu_us"]["total"]
     return {"rate": rate, "duration_s": duration, **phases,
             "ratio_vs_naive": ours / phases["naive"]["cpu_us"]["total"],
