@@ -65,7 +65,7 @@ def main() -> int:
             try:
                 record = subprocess.Popen([spy, "record", "--pid", str(collector.pid), "--format", "raw",
                                            "--output", str(raw), "--duration", f"{args.seconds:g}", "--threads",
-                                           "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                           "--nonblocking", "--gil"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                 run_load(stack.load(args.rate, args.seconds, "bprof/v1"), broker.url, work / "load.json")
                 _, err = record.communicate(timeout=120)
             finally:

@@ -100,6 +100,12 @@ def pipeline_cost(stack: Stack, kind: str, rate: float, duration: float, tag: st
         proc, info = start_baseline(stack, kind, prefix, db=db)
         pid = proc.pid
     try:
+        # Idle first: what the processes cost per second with no traffic, so the fixed part of the
+        # figure below can be told from the part that grows with readings.
+        idle_s = 1.0 if stack.quick else 5.0
+        window = CpuWindow(stack.pids(**{kind: pid})).open()
+        time.sleep(idle_s)
+        idle = window.close()
         window = CpuWindow(stack.pids(**{kind: pid})).open()
         began = time.monotonic()
         report = run_load(stack.load(rate, duration, prefix, gateway_prefix=f"{kind}{tag}gw"), stack.broker.url,
@@ -108,13 +114,17 @@ def pipeline_cost(stack: Stack, kind: str, rate: float, duration: float, tag: st
         count, seen = wait_stored(stack.influx.url, db, sent, timeout=60 if stack.quick else 180,
                                   poll=0.1 if stack.quick else 0.5)
         cpu = window.close()
+        seconds = time.monotonic() - began
     finally:
         if collector is not None:
             collector.stop()
         else:
             stop(proc)
     return {"readings": sent, "stored": count, "lost": sent - count, "offered_per_s": round(sent / duration),
-            "seconds": round(seen - began, 2), "cpu_us": per_reading_us(cpu, sent), **info}
+            "seconds": round(seen - began, 2), "cpu_us": per_reading_us(cpu, sent),
+            "idle_cpu_per_s": {name: value / idle_s for name, value in idle.items()},
+            "marginal_us": per_reading_us({name: max(0.0, value - idle[name] / idle_s * seconds)
+                                           for name, value in cpu.items()}, sent), **info}
 
 
 def whole_system(stack: Stack, rate: float, duration: float, sustained: float) -> dict[str, Any]:
