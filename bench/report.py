@@ -134,5 +134,5 @@ def table_text(results: dict[str, Any]) -> str:
 
 def table_markdown(results: dict[str, Any]) -> str:
     lines = ["| figure | value | target | result |", "|---|---:|---|---|"]
-    lines += [f"| {a.strip()} | {b} | {c} | {d} |" for a, b, c, d in rows(results)]
+    lines += [f"| {'↳ ' if a.startswith(' ') else ''}{a.strip()} | {b} | {c} | {d} |" for a, b, c, d in rows(results)]
     return "\n".join(lines)
