@@ -33,8 +33,16 @@ def _at(*keys: str) -> Callable[[dict[str, Any]], float | None]:
     return get
 
 
+def _ratio(top: tuple[str, ...], bottom: tuple[str, ...]) -> Callable[[dict[str, Any]], float | None]:
+    def get(results: dict[str, Any]) -> float | None:
+        a, b = _at(*top)(results), _at(*bottom)(results)
+        return a / b if a is not None and b else None
+    return get
+
+
 def total_lost(results: dict[str, Any]) -> float | None:
-    parts = [_at("system", "collector", "lost")(results), _at("limits", "lost")(results),
+    parts = [_at("system", "collector", "lost")(results), _at("system", "collector_at_sustained", "lost")(results),
+             _at("limits", "lost")(results),
              _at("overload", "lost")(results), _at("drain", "lost")(results), _at("latency", "lost")(results),
              _at("storage", "lost")(results)]
     return None if any(p is None for p in parts) else sum(p for p in parts if p is not None)
@@ -47,6 +55,13 @@ FIGURES = [
            "≤ 0.8 µs", lambda v: v <= 0.8),
     Figure("  of which mosquitto", "µs", _at("system", "collector", "cpu_us", "mosquitto")),
     Figure("  of which influxd", "µs", _at("system", "collector", "cpu_us", "influxd")),
+    Figure("  the same less each process's idle CPU (marginal cost)", "µs",
+           _at("system", "collector", "marginal_us", "total")),
+    Figure("  marginal collector CPU", "µs", _at("system", "collector", "marginal_us", "collector")),
+    Figure("whole-system CPU per reading at 90 % of the sustained load", "µs",
+           _at("system", "collector_at_sustained", "cpu_us", "total")),
+    Figure("  of which the collector's own CPU (at 90 %)", "µs",
+           _at("system", "collector_at_sustained", "cpu_us", "collector")),
     Figure("naive pipeline, whole system (paho + one /write per message)", "µs",
            _at("system", "naive", "cpu_us", "total")),
     Figure("influxdb-client batching API, whole system", "µs", _at("system", "client", "cpu_us", "total")),
@@ -60,7 +75,13 @@ FIGURES = [
     Figure("collector throughput (backlog drain)", "readings/s", _at("limits", "collector_per_s"), digits=0),
     Figure("collector throughput / lower of the two limits", "×", _at("limits", "fraction_of_lower"), "≥ 0.6",
            lambda v: v >= 0.6),
-    Figure("overload: offered rate / sustained rate (2× asked)", "×", _at("overload", "offered_factor")),
+    Figure("one `sim load` publishing alone", "readings/s", _at("limits", "publisher_per_s"), digits=0),
+    Figure("sustained load (lower of collector drain and publisher)", "readings/s", _at("sustained_per_s"),
+           digits=0),
+    Figure("overload: offered (broker-acknowledged) / sustained load, 2× asked", "×",
+           _at("overload", "offered_factor")),
+    Figure("latency phase: offered load / sustained load (½ asked)", "×", _ratio(("latency", "offered_per_s"),
+                                                                              ("sustained_per_s",))),
     Figure("readings lost, every phase (InfluxDB count vs sent)", "", total_lost, "0", lambda v: v == 0, 0),
     Figure("drain rate after the InfluxDB outage / live rate", "×", _at("drain", "multiple"), "≥ 3",
            lambda v: v >= 3),
@@ -113,5 +134,5 @@ def table_text(results: dict[str, Any]) -> str:
 
 def table_markdown(results: dict[str, Any]) -> str:
     lines = ["| figure | value | target | result |", "|---|---:|---|---|"]
-    lines += [f"| {a.strip()} | {b} | {c} | {d} |" for a, b, c, d in rows(results)]
+    lines += [f"| {'↳ ' if a.startswith(' ') else ''}{a.strip()} | {b} | {c} | {d} |" for a, b, c, d in rows(results)]
     return "\n".join(lines)

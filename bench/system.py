@@ -87,9 +87,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def pipeline_cost(stack: Stack, kind: str, rate: float, duration: float) -> dict[str, Any]:
+def pipeline_cost(stack: Stack, kind: str, rate: float, duration: float, tag: str = "") -> dict[str, Any]:
     """CPU per reading of one pipeline + broker + influxd on the same g60 load, and what was lost."""
-    db, prefix = f"sys_{kind}", f"bsys{kind}/v1"
+    db, prefix = f"sys_{kind}{tag}", f"bsys{kind}{tag}/v1"
     create_db(stack.influx.url, db)
     info: dict[str, Any] = {}
     collector = None
@@ -100,25 +100,37 @@ def pipeline_cost(stack: Stack, kind: str, rate: float, duration: float) -> dict
         proc, info = start_baseline(stack, kind, prefix, db=db)
         pid = proc.pid
     try:
+        # Idle first: what the processes cost per second with no traffic, so the fixed part of the
+        # figure below can be told from the part that grows with readings.
+        idle_s = 1.0 if stack.quick else 5.0
+        window = CpuWindow(stack.pids(**{kind: pid})).open()
+        time.sleep(idle_s)
+        idle = window.close()
         window = CpuWindow(stack.pids(**{kind: pid})).open()
         began = time.monotonic()
-        report = run_load(stack.load(rate, duration, prefix, gateway_prefix=f"{kind}gw"), stack.broker.url,
-                          stack.work / f"load-{kind}.json")
+        report = run_load(stack.load(rate, duration, prefix, gateway_prefix=f"{kind}{tag}gw"), stack.broker.url,
+                          stack.work / f"load-{kind}{tag}.json")
         sent = int(report["readings_sent"])
         count, seen = wait_stored(stack.influx.url, db, sent, timeout=60 if stack.quick else 180,
                                   poll=0.1 if stack.quick else 0.5)
         cpu = window.close()
+        seconds = time.monotonic() - began
     finally:
         if collector is not None:
             collector.stop()
         else:
             stop(proc)
     return {"readings": sent, "stored": count, "lost": sent - count, "offered_per_s": round(sent / duration),
-            "seconds": round(seen - began, 2), "cpu_us": per_reading_us(cpu, sent), **info}
+            "seconds": round(seen - began, 2), "cpu_us": per_reading_us(cpu, sent),
+            "idle_cpu_per_s": {name: value / idle_s for name, value in idle.items()},
+            "marginal_us": per_reading_us({name: max(0.0, value - idle[name] / idle_s * seconds)
+                                           for name, value in cpu.items()}, sent), **info}
 
 
-def whole_system(stack: Stack, rate: float, duration: float) -> dict[str, Any]:
+def whole_system(stack: Stack, rate: float, duration: float, sustained: float) -> dict[str, Any]:
+    """The three pipelines at `rate`; the collector once more at the sustained load (fixed costs spread wider)."""
     phases = {kind: pipeline_cost(stack, kind, rate, duration) for kind in ("collector", "naive", "client")}
+    phases["collector_at_sustained"] = pipeline_cost(stack, "collector", 0.9 * sustained, duration, tag="max")
     ours = phases["collector"]["cpu_us"]["total"]
     return {"rate": rate, "duration_s": duration, **phases,
             "ratio_vs_naive": ours / phases["naive"]["cpu_us"]["total"],
@@ -227,7 +239,8 @@ def limits(stack: Stack, readings: int) -> dict[str, Any]:
     collector_stored = stored(stack.influx.url, db)
     raw = raw_ingest(stack, _lines_from(out), "limit_raw")
     lower = min(broker_rate, raw["per_s"])
-    return {"readings": sent, "broker_only_per_s": broker_rate, "raw_ingest_per_s": raw["per_s"],
+    return {"readings": sent, "publisher_per_s": float(report["readings_per_s"]),
+            "broker_only_per_s": broker_rate, "raw_ingest_per_s": raw["per_s"],
             "raw_influxd_us": raw["influxd_us"], "raw_stored": raw["stored"],
             "collector_per_s": collector_rate, "collector_stored": collector_stored,
             "lost": (sent - collector_stored) + (raw["readings"] - raw["stored"]),
@@ -246,15 +259,27 @@ def overload(stack: Stack, sustained: float, duration: float, factor: float = 2.
                             seed=i) for i in range(2)]
         procs = [(ld.start(stack.broker.url, stack.work / f"load-over-{i}.json"), stack.work / f"load-over-{i}.json")
                  for i, ld in enumerate(loads)]
-        reports = [finish_load(p, s) for p, s in procs]
+        # What the collector writes while the publishers push: the live sustained rate (past a ramp).
+        began = time.monotonic()
+        ramp = min(5.0, duration / 4)
+        time.sleep(ramp)
+        w0, t0 = _written(collector, db), time.monotonic()
+        time.sleep(max(0.1, began + duration - time.monotonic()))
+        w1, t1 = _written(collector, db), time.monotonic()
+        live = (w1 - w0) / (t1 - t0)
+        reports = [finish_load(p, s, allow_unacked=True) for p, s in procs]
         sent = sum(int(r["readings_sent"]) for r in reports)
+        acked = sum(int(r["readings_acked"]) for r in reports)
         elapsed = max(float(r["publish_elapsed_s"]) for r in reports)
-        count, _ = wait_stored(stack.influx.url, db, sent, timeout=120 if stack.quick else 400)
+        count, _ = wait_stored(stack.influx.url, db, acked, timeout=120 if stack.quick else 400)
+        if count < sent:  # messages in flight when the publisher gave up may still arrive
+            count, _ = wait_stored(stack.influx.url, db, sent, timeout=5)
     finally:
         collector.stop()
-    offered = sent / max(elapsed, 1e-3)
-    return {"asked_factor": factor, "offered_per_s": offered, "offered_factor": offered / sustained,
-            "seconds": duration, "readings": sent, "stored": count, "lost": sent - count}
+    offered = acked / max(elapsed, 1e-3)
+    return {"asked_factor": factor, "asked_per_s": factor * sustained, "offered_per_s": offered,
+            "offered_factor": offered / sustained, "live_sustained_per_s": live, "seconds": duration, "published": sent,
+            "readings": acked, "stored": count, "lost": max(0, acked - count)}
 
 
 def outage_drain(stack: Stack, rate: float, outage: float) -> dict[str, Any]:

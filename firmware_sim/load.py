@@ -250,6 +250,10 @@ async def _publish_all(plan: LoadPlan, gateways: list[_Gateway], links: list[_Li
         delay = at - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
+        elif sent % 32 == 0:
+            # Behind schedule: still let the loop write the sockets and read PUBACKs, or
+            # everything would pile up in paho's queue until the schedule ends.
+            await asyncio.sleep(0)
         heapq.heapreplace(due, (at + period, i))
         gw = gateways[i]
         ts_ms = int(time.time() * 1000)
