@@ -73,8 +73,8 @@ class LimitsSection(Strict):
     """What one gateway (or anyone who can publish) can make the collector hold or spend.
     Each bound refuses the message as a dead letter `limit-...`, counted in `limits_hit`."""
 
-    birth_max_bytes: int = Field(default=256 * 1024, ge=1024)
-    birth_max_metrics: int = Field(default=2000, ge=1)
+    birth_max_bytes: int = Field(default=128 * 1024, ge=1024)
+    birth_max_metrics: int = Field(default=1000, ge=1)
     births_per_gateway: int = Field(default=4, ge=1, le=64)
     message_max_readings: int = Field(default=10_000, ge=1)
     max_gateways: int = Field(default=10_000, ge=1)

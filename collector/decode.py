@@ -54,8 +54,8 @@ class Decoded:
 class DecodeLimits:
     """Bounds on what one gateway can make the collector hold or spend (collector config [limits])."""
 
-    birth_max_bytes: int = 256 * 1024
-    birth_max_metrics: int = 2000
+    birth_max_bytes: int = 128 * 1024
+    birth_max_metrics: int = 1000
     births_per_gateway: int = 4
     message_max_readings: int = 10_000
     max_gateways: int = 10_000
