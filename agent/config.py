@@ -44,7 +44,7 @@ class AgentSection(Strict):
 
 
 class PublishConfig(Strict):
-    max_readings: Annotated[int, Field(ge=1, le=10_000)] = 200
+    max_readings: Annotated[int, Field(ge=1, le=5_000)] = 200  # the collector refuses more per message
     max_bytes: Annotated[int, Field(ge=256, le=256 * 1024)] = 16 * 1024
     max_age_s: Seconds = 1.0
     # Backlog replay after an outage is rate limited so live data keeps its share of the link.

@@ -76,7 +76,7 @@ class LimitsSection(Strict):
     birth_max_bytes: int = Field(default=128 * 1024, ge=1024)
     birth_max_metrics: int = Field(default=1000, ge=1)
     births_per_gateway: int = Field(default=4, ge=1, le=64)
-    message_max_readings: int = Field(default=10_000, ge=1)
+    message_max_readings: int = Field(default=5_000, ge=1)
     max_gateways: int = Field(default=10_000, ge=1)
     max_known_metrics: int = Field(default=1_000_000, ge=1)  # all kept births together (~1.5 KB each)
     # Not a refusal (a valid message is never dropped for being slow): counted in `slow_messages`.

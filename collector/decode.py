@@ -57,7 +57,7 @@ class DecodeLimits:
     birth_max_bytes: int = 128 * 1024
     birth_max_metrics: int = 1000
     births_per_gateway: int = 4
-    message_max_readings: int = 10_000
+    message_max_readings: int = 5_000
     max_gateways: int = 10_000
     # Metrics of every birth kept, all gateways together: the decoder's memory (~1.5 KB per
     # metric of its own series), whatever the number of gateways or boots.
