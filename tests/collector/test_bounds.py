@@ -128,10 +128,11 @@ def _worst_cases() -> list[tuple[str, bytes]]:
     ]
 
 
-# The target is ~50 ms per message (the costliest cases here take 10-70 ms of CPU on a heavily loaded
-# 2-core machine, and the loop lag reached 0.64 s with the test suite running beside it). Shared CI machines stretch wall time, so the loop-lag bound has a wide margin and
-# the CPU time of each message (less sensitive to load) a narrower one. Unbounded, the costs of
-# issue 16 were 1.2 s per birth on an idle machine, and a 20x birth here is refused unread.
+# The target is ~50 ms per message (the costliest cases here take 10-70 ms of CPU on a
+# heavily loaded 2-core machine, and the loop lag reached 0.64 s with the test suite running
+# beside it). Shared CI machines stretch wall time, so the loop-lag bound has a wide margin
+# and the CPU time of each message (less sensitive to load) a narrower one. Unbounded, the
+# costs of issue 16 were 1.2 s per birth on an idle machine; a 20x birth here is refused unread.
 LAG_BOUND_S = 1.0
 CPU_BOUND_S = 0.15
 
