@@ -118,6 +118,8 @@ enum { DONE = 0, DECLINE = 1, FAILED = -1 };
 /* Room for a number (sign and 20 digits), a suffix (`e-` and up to 20 digits), a space and
  * a time (sign and 20 digits), and a newline. */
 #define NUMBER_ROOM 80
+/* Times InfluxDB can hold, in ms (int64 nanoseconds): as roadpulse.wire.types.MAX_TIME_MS. */
+#define MAX_TIME_MS 9223372036854LL
 
 static int
 format_message(PyObject *flat, long long now, PyObject *table, PyObject *overrides, Buffer *buf)
@@ -145,8 +147,8 @@ format_message(PyObject *flat, long long now, PyObject *table, PyObject *overrid
             PyErr_Clear();
             return DECLINE;
         }
-        if (__builtin_add_overflow(now, dt, &now)) {
-            return DECLINE;
+        if (__builtin_add_overflow(now, dt, &now) || now > MAX_TIME_MS || now < -MAX_TIME_MS) {
+            return DECLINE;  /* Python names the reading (roadpulse.wire.types.MAX_TIME_MS) */
         }
         long long alias = PyLong_AsLongLongAndOverflow(alias_obj, &overflow);
         if (overflow || alias < 0 || alias >= entries) {

@@ -92,6 +92,8 @@ class SegmentQueue:
         self._pending: list[int] = []
         self._out: set[int] = set()
         self._evicted_out: dict[int, _Meta] = {}
+        # Staged ids evicted by a commit too big for the queue: reported as taken with the next one.
+        self._evicted_staged: list[int] = []
         self._staged: list[_Staged] = []
         self._staged_bytes = 0
         self._acks: list[int] = []
@@ -201,26 +203,41 @@ class SegmentQueue:
         if not self._staged and (not self._acks or (not settle and len(self._acks) < _ACKS_ALONE)):
             return CommitResult()
         staged = self._staged
-        chunks = [s.frame for s in staged]
-        if self._acks:
-            chunks.append(encode_frame(FrameKind.ACK, 0, encode_ack_ranges(self._acks)))
+        ack_frame = encode_frame(FrameKind.ACK, 0, encode_ack_ranges(self._acks)) if self._acks else b""
+        # One commit never holds more than the whole queue: a burst staged beyond it evicts its
+        # own oldest records, counted like any eviction (they were taken, then the queue was full).
+        room = self._max_bytes - 3 * HEADER_SIZE - len(ack_frame)
+        keep = len(staged)
+        size = sum(len(s.frame) for s in staged)
+        while keep and size > room:
+            keep -= 1
+            size -= len(staged[len(staged) - keep - 1].frame)
+        for item in staged[:len(staged) - keep]:
+            self._stats.evicted_records += 1
+            self._stats.evicted_weight += item.weight
+            self._evicted_staged.append(item.id)
+        written = self._staged = staged[len(staged) - keep:]
+        self._staged_bytes = size
+        chunks = [s.frame for s in written]
+        if ack_frame:
+            chunks.append(ack_frame)
         buf = b"".join(chunks)
         try:
             # Room for the START frame of the segment this commit may roll over to, too.
             self._make_room(len(buf) + HEADER_SIZE)
-            offset = self._write(buf, sync=bool(staged))
+            offset = self._write(buf, sync=bool(written))
         except OSError as exc:
             if exc.errno not in _DISK_FULL:
                 raise self._storage_failed(exc) from None
             # The disk is full (maybe not by us): give up our oldest data and try once more.
             try:
                 self._free_space()
-                offset = self._write(buf, sync=bool(staged))
+                offset = self._write(buf, sync=bool(written))
             except OSError as again:
                 raise self._storage_failed(again) from None
         segment = self._active
         assert segment is not None, "a successful write leaves an active segment"
-        for item in staged:
+        for item in written:
             size = len(item.frame)
             self._meta[item.id] = _Meta(item.id, segment, offset, size, item.weight, item.ts_ms)
             self._pending.append(item.id)
@@ -232,13 +249,14 @@ class SegmentQueue:
         self._staged_bytes = 0
         self._acks = []
         self._stats.commits += 1
+        taken, self._evicted_staged = [*self._evicted_staged, *(s.id for s in written)], []
         if segment.size >= self._segment_bytes:
             try:
                 self._new_segment(self._next_segment)
             except OSError as exc:
                 log.warning("cannot start a new queue segment", extra={"error": str(exc)})
         self._drop_settled_head()
-        return CommitResult(committed=[s.id for s in staged])
+        return CommitResult(committed=taken)
 
     def _write(self, buf: bytes, *, sync: bool) -> int:
         if self._active is None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 VERSION = 1
+# Times a store can hold, in ms: InfluxDB keeps int64 nanoseconds (the years 1677 to 2262).
+MAX_TIME_MS = (2**63 - 1) // 1_000_000
 Value = int | float | bool | str | None
 
 

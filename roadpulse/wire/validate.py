@@ -16,6 +16,7 @@ from roadpulse.wire.names import name_problem
 from roadpulse.wire.topics import valid_gateway_id
 from roadpulse.wire.types import (
     MAX_DECIMALS,
+    MAX_TIME_MS,
     METRIC_TYPES,
     VERSION,
     Birth,
@@ -73,6 +74,8 @@ def data_header(obj: dict[Any, Any]) -> DataHeader:
     seq: int = obj["seq"]
     if seq < 0:
         raise WireError("bad-seq", str(seq))
+    if not -MAX_TIME_MS <= obj["bt"] <= MAX_TIME_MS:
+        raise WireError("bad-time", f"bt {obj['bt']} outside the years 1677-2262")
     flat = obj.get("r")
     if type(flat) is not list:
         raise WireError("missing-key" if flat is None else "bad-type", "r")

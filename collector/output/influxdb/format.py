@@ -17,6 +17,7 @@ from collector.output.influxdb.compile import AliasTable, Entry, Templates, temp
 from collector.output.influxdb.lineproto import INT64_MAX, INT64_MIN, STRING, format_value, string_text
 from roadpulse.wire import WireError
 from roadpulse.wire.names import printable
+from roadpulse.wire.types import MAX_TIME_MS
 from roadpulse.wire.validate import check_quality, check_reading
 
 try:  # the C loop (collector/_fastlines.c); compile.NATIVE says whether it is built
@@ -89,6 +90,8 @@ def data_lines(
         return _careful_lines(flat, base, qualities, flags, table)
     dts[0] += base
     times = list(accumulate(dts))
+    if min(times) < -MAX_TIME_MS or max(times) > MAX_TIME_MS:  # the careful path names the reading
+        return _careful_lines(flat, base, qualities, flags, table)
     # Runs of one time (dt = 0) long enough? Then each run's time is joined in as text. (The
     # last reading's dt first: it is 0 in a message of polls, and a look at it is cheaper than a count.)
     runs = dts[-1] == 0 and n >= _MIN_RUN and (n - dts.count(0)) * _MIN_RUN <= n
@@ -192,6 +195,8 @@ def _careful_lines(
     for index in range(len(flat) // 3):
         _check_reading(flat, index, table)
         now += flat[3 * index + 1]
+        if not -MAX_TIME_MS <= now <= MAX_TIME_MS:
+            raise WireError("bad-time", f"reading {index} at {now} ms, outside the years 1677-2262")
         line, bad = _careful_line(flat, index, qualities=qualities, flags=flags, table=table)
         out.append(f"{line} {now}")
         bad_values += bad
