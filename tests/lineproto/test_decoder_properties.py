@@ -116,6 +116,16 @@ def test_an_integer_metric_value_beyond_int64(value: object, native: bool) -> No
 
 
 @both_loops
+@pytest.mark.parametrize("dt", [2**63 - 1 - T0, 9_223_372_036_855 - T0, -(9_223_372_036_855 + T0)],
+                         ids=["int64-edge", "year-2262", "year-1677"])
+def test_a_time_beyond_what_influxdb_holds_is_a_dead_letter(dt: int, native: bool) -> None:
+    """InfluxDB keeps int64 nanoseconds: a reading timed outside 1677-2262 would make a line it
+    refuses (the reading lost); the message is dead-lettered as `bad-time` instead."""
+    outcome = _check(_case([[0, "d", "m", "f", "", "f", {}]], [0, dt, 1.5]), native)
+    assert outcome.message == DeadLetter("bad-time")
+
+
+@both_loops
 def test_a_gateway_id_with_a_trailing_newline(native: bool) -> None:
     """`re.match` with `$` lets "g1\\n" through as a topic level and a payload `gw`."""
     case = _case([[0, "d", "m", "f", "", "f", {}]], [0, 0, 1.5], gateway="g1\n")
