@@ -28,7 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.procs import cpu_seconds, status_kib, write_bytes
 from bench.stack import PYTHON, ROOT, BenchError, env
-from roadpulse.services import Mosquitto
+from roadpulse.services import Mosquitto, popen_bound
 from roadpulse.wire import DataBatch, decode
 
 GATEWAY = "bench-gw-100"
@@ -63,7 +63,7 @@ def _agent_toml(work: Path, endpoints: dict[str, str], mqtt_url: str) -> str:
 def _start_sim(work: Path, seconds: float) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     scenario = work / "bench-100.toml"
     _scenario(scenario)
-    proc = subprocess.Popen([PYTHON, "-m", "roadpulse", "sim", "run", "-s", str(scenario), "--duration",
+    proc = popen_bound([PYTHON, "-m", "roadpulse", "sim", "run", "-s", str(scenario), "--duration",
                              f"{seconds:g}"], cwd=ROOT, env=env(), stdout=subprocess.PIPE,
                             stderr=(work / "sim.log").open("ab"), stdin=subprocess.DEVNULL, start_new_session=True)
     assert proc.stdout is not None
@@ -106,7 +106,7 @@ def agent_footprint(work: Path, broker: Mosquitto, seconds: float) -> dict[str, 
         if not subscribed.wait(10):
             raise BenchError("agent watcher: no SUBACK")
         started = time.monotonic()
-        agent = subprocess.Popen([PYTHON, "-m", "roadpulse", "agent", "run", "-c", str(config)], cwd=ROOT,
+        agent = popen_bound([PYTHON, "-m", "roadpulse", "agent", "run", "-c", str(config)], cwd=ROOT,
                                  env=env(), stdout=(work / "agent.log").open("ab"), stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = started + 30

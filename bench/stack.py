@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from roadpulse.services import count_readings, free_port, influx_query
+from roadpulse.services import count_readings, free_port, influx_query, popen_bound
 
 ROOT = Path(__file__).resolve().parent.parent
 # Readings per message and messages per second per gateway as the agent seals the g60
@@ -97,7 +97,7 @@ listen = "127.0.0.1:{self.http_port}"
     def start(self, timeout: float = 30.0) -> Collector:
         config = self.config()
         with (self.work / "collector.log").open("ab") as log:
-            self.proc = subprocess.Popen([PYTHON, "-m", "roadpulse", "collector", "run", "-c", str(config)],
+            self.proc = popen_bound([PYTHON, "-m", "roadpulse", "collector", "run", "-c", str(config)],
                                          cwd=ROOT, env=env(), stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -167,7 +167,7 @@ class Load:
         return cmd
 
     def start(self, mqtt_url: str, summary: Path, out: Path | None = None) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(self.command(mqtt_url, summary, out), cwd=ROOT, env=env(),
+        return popen_bound(self.command(mqtt_url, summary, out), cwd=ROOT, env=env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
 

@@ -75,6 +75,12 @@ def die_with_parent(command: list[str]) -> list[str]:
     return [sys.executable, "-I", "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), binary, *command[1:]]
 
 
+def popen_bound(command: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """Start `command` as a child that the kernel kills when this process dies, whatever thread
+    asks: for the benchmarks' and tests' own collectors, agents and simulators (no orphans)."""
+    return _spawn.popen(command, **kwargs)
+
+
 class ServiceError(RuntimeError):
     """A private service did not start or answer."""
 
