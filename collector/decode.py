@@ -144,7 +144,7 @@ class Decoder:
             return self._data(topic_gateway, topic_kind, payload)
         if topic_kind == "birth" and len(payload) > self.limits.birth_max_bytes:
             raise WireError("limit-birth-bytes", f"{len(payload)} bytes > {self.limits.birth_max_bytes}")
-        message = decode(payload)
+        message = decode(payload, max_metrics=self.limits.birth_max_metrics)
         if isinstance(message, Birth):
             self._check_gateway(topic_gateway, message.gateway)
             if topic_kind != "birth":

@@ -17,7 +17,8 @@ The rules (docs/protocol.md, *Names*):
 - a field or a tag key is not `time` (InfluxDB 1 drops such points: `partial write ... dropped=N`);
 - a field does not end in `_q` or `_err`: the collector writes those beside a value field
   (quality, error, `tf_q` time flags; docs/data-model.md), and a field of the same name
-  would be written twice in one line, or with two types;
+  would be written twice in one line, or with two types; nor is it `tf`, whose quality
+  field would be the time flags' `tf_q`;
 - no name holds a `"`: parsers that track quotes over a whole line (VictoriaMetrics,
   InfluxDB's line scanner in places) would read a string from it.
 """
@@ -29,6 +30,8 @@ import re
 MAX_NAME = 256
 RESERVED_KEYS = frozenset({"time"})
 DERIVED_SUFFIXES = ("_q", "_err")
+# A field `tf` would have its quality written as `tf_q`, the time-flags field of every line.
+RESERVED_FIELDS = frozenset({"tf"})
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
 # The common case in one regex match: a name that passes every rule of a key (and so of any kind).
 _PLAIN_KEY = re.compile(r'[^\x00-\x1f\x7f-\x9f\\"#_][^\x00-\x1f\x7f-\x9f\\"]{0,' + str(MAX_NAME - 1) + "}")
@@ -42,7 +45,7 @@ def name_problem(name: object, kind: str) -> str | None:
     if type(name) is not str:
         return f"{kind} is {type(name).__name__}, not str"
     if _PLAIN_KEY.fullmatch(name) is not None and name not in RESERVED_KEYS and not (
-            kind == "field" and name.endswith(DERIVED_SUFFIXES)):
+            kind == "field" and (name.endswith(DERIVED_SUFFIXES) or name in RESERVED_FIELDS)):
         return None
     if not name:
         return None if kind == "tag value" else f"empty {kind}"
@@ -61,6 +64,8 @@ def name_problem(name: object, kind: str) -> str | None:
         return f"{kind} {name[:40]!r} starts with '_' (reserved by InfluxDB 2)"
     if kind in ("field", "tag key") and name in RESERVED_KEYS:
         return f"{kind} {name!r} is reserved"
+    if kind == "field" and name in RESERVED_FIELDS:
+        return f"field {name!r} is reserved (its quality would be the time-flags field tf_q)"
     if kind == "field" and name.endswith(DERIVED_SUFFIXES):
         suffix = "_q" if name.endswith("_q") else "_err"
         return f"field {name[:40]!r} ends in {suffix} (the collector's quality and error fields)"

@@ -206,8 +206,12 @@ def _decode_command(obj: dict[str, Any]) -> Command:
     return Command(_need(obj, "cmd", str), _need(obj, "ts", int), str(obj.get("reason", "")), boot)
 
 
-def decode(payload: bytes) -> Message:
-    """Decode any v1 payload. Raises WireError for anything malformed; never anything else."""
+def decode(payload: bytes, *, max_metrics: int | None = None) -> Message:
+    """Decode any v1 payload. Raises WireError for anything malformed; never anything else.
+
+    `max_metrics`: a birth with more metrics is refused (`limit-birth-metrics`) before any of
+    them is checked, so an oversized birth costs its unpacking only.
+    """
     try:
         obj = msgpack.unpackb(payload, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated types for garbage
@@ -222,6 +226,9 @@ def decode(payload: bytes) -> Message:
         if kind in ("data", "health"):
             return _decode_data(obj, kind)
         if kind == "birth":
+            metrics = obj.get("metrics")
+            if max_metrics is not None and isinstance(metrics, list) and len(metrics) > max_metrics:
+                raise WireError("limit-birth-metrics", f"{len(metrics)} metrics > {max_metrics}")
             return _decode_birth(obj)
         if kind == "death":
             gateway, boot, ts = _header(obj)
