@@ -61,10 +61,6 @@ def test_shipped_profiles_agree_on_every_field_type() -> None:
         # Different measurements never conflict.
         ((MODBUS, "tunnel", "visibility", "uint16"), (SERIAL, "weather", "visibility", "float"), None),
         ((SERIAL, "weather", "state", "str"), (SERIAL, "weather", "state", "bool"), ("weather", "state", "s", "b")),
-        # A field named like the collector's quality field collides with its string type.
-        ((SERIAL, "weather", "rh_q", "float"), (SERIAL, "weather", "rh", "float"), ("weather", "rh_q", "f", "s")),
-        # ... and with its own time flags.
-        ((SERIAL, "weather", "tf_q", "str"), (SERIAL, "weather", "rh", "float"), ("weather", "tf_q", "s", "i")),
     ],
 )
 def test_conflicts_name_measurement_field_and_both_types(
@@ -79,7 +75,15 @@ def test_conflicts_name_measurement_field_and_both_types(
     assert len(found) == 1
     c = found[0]
     assert (c.measurement, c.field, c.first.type, c.second.type) == conflict
-    assert {c.first.profile, c.second.profile} == ({"first"} if c.field == "tf_q" else {"first", "second"})
+    assert {c.first.profile, c.second.profile} == {"first", "second"}
+
+
+@pytest.mark.parametrize("field", ["rh_q", "tf_q", "rh_err", "tf"])
+def test_a_field_named_like_the_collectors_own_is_refused_at_load(tmp_path: Path, field: str) -> None:
+    """`<field>_q`, `<field>_err` and `tf_q` are the collector's (docs/data-model.md): a profile
+    field of such a name would collide with them, so the profile itself is a config error."""
+    with pytest.raises(ConfigError, match="fields\\[0\\]"):
+        _load(_profile(tmp_path, SERIAL, name="first", measurement="weather", field=field, type="float"))
 
 
 def test_field_type_float_makes_a_bare_integer_register_a_float(tmp_path: Path) -> None:
