@@ -19,30 +19,14 @@ from pathlib import Path
 import pytest
 
 from roadpulse.services import Influxd, Mosquitto, free_port, pid_alive
+from tests.scenarios import one_station
 
 # lifecycle: 5 s of graceful stop, then cancellation, then a hard exit 3 s later (the demo: 8 + 3);
 # the limits leave a margin for a loaded CI machine. Typical stops take 1-5 s.
 STOP_LIMIT_S = 12.0
 DEMO_STOP_LIMIT_S = 15.0
 
-SCENARIO = """name = "stop-test"
-seed = 1
-start = 2026-03-02T07:40:00+08:00
-time_scale = 10.0
-[road]
-name = "r"
-length_km = 2.0
-lanes = 2
-aadt = 20000
-[[devices]]
-id = "vds-1"
-kind = "traffic"
-profile = "vds_modbus"
-protocol = "modbus-tcp"
-km = 1.0
-unit = 1
-interval_s = 20.0
-"""
+SCENARIO = one_station("stop-test")
 
 
 def _children_of(pid: int) -> set[int]:

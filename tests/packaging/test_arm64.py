@@ -19,30 +19,14 @@ import pytest
 
 from roadpulse.cli import main
 from roadpulse.services import BrokerSecurity, Influxd, Mosquitto, count_readings
+from tests.scenarios import one_station
 
 from .test_install_bundle import INSTALLED, build_offline_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 QEMU = "qemu-aarch64-static"
 
-SCENARIO = """name = "arm64"
-seed = 1
-start = 2026-03-02T07:40:00+08:00
-time_scale = 10.0
-[road]
-name = "r"
-length_km = 2.0
-lanes = 2
-aadt = 20000
-[[devices]]
-id = "vds-1"
-kind = "traffic"
-profile = "vds_modbus"
-protocol = "modbus-tcp"
-km = 1.0
-unit = 1
-interval_s = 20.0
-"""
+SCENARIO = one_station("arm64")
 
 
 def _arm64_root() -> Path:

@@ -19,6 +19,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from roadpulse.services import Mosquitto
+from tests.scenarios import one_station
 
 REPO = Path(__file__).resolve().parents[2]
 # What `roadpulse[agent]` may pull in: the agent's own needs and pip's seed packages, nothing else.
@@ -65,24 +66,7 @@ def _installed(venv: Path) -> set[str]:
     return {item["name"].lower().replace("_", "-") for item in listing}
 
 
-AGENT_SCENARIO = """name = "wheel-test"
-seed = 1
-start = 2026-03-02T07:40:00+08:00
-time_scale = 10.0
-[road]
-name = "r"
-length_km = 2.0
-lanes = 2
-aadt = 20000
-[[devices]]
-id = "vds-1"
-kind = "traffic"
-profile = "vds_modbus"
-protocol = "modbus-tcp"
-km = 1.0
-unit = 1
-interval_s = 20.0
-"""
+AGENT_SCENARIO = one_station("wheel-test")
 
 
 @pytest.mark.slow

@@ -26,29 +26,13 @@ from roadpulse.services import Influxd, Mosquitto, count_readings
 from roadpulse.wire import Topics, encode_birth
 from tests.collector.conftest import running, wait_for
 from tests.collector.traffic import make_birth
+from tests.scenarios import one_station
 
 from .conftest import PASSWORDS, Pki, connect
 
 pytestmark = pytest.mark.slow
 
-SCENARIO = """name = "tls-test"
-seed = 1
-start = 2026-03-02T07:40:00+08:00
-time_scale = 10.0
-[road]
-name = "r"
-length_km = 2.0
-lanes = 2
-aadt = 20000
-[[devices]]
-id = "vds-1"
-kind = "traffic"
-profile = "vds_modbus"
-protocol = "modbus-tcp"
-km = 1.0
-unit = 1
-interval_s = 20.0
-"""
+SCENARIO = one_station("tls-test")
 
 
 def _collector_config(tmp_path: Path, pki: Pki, broker: Mosquitto, influxd: Influxd) -> Path:
