@@ -139,6 +139,8 @@ def pipeline_rules(t: Timing) -> list[alerting.Rule]:
                     group_by=("gateway",), interval=_d(2 * t.health_interval_s))
     backlog = Select("roadpulse_agent", (call("last", "oldest_unsent_age_s"),), where=("\"device\" = 'agent'",),
                      group_by=("gateway",), interval=None)
+    evicted = Select("roadpulse_agent", ('non_negative_difference(last("readings_evicted"))',),
+                     where=("\"device\" = 'agent'",), group_by=("gateway",), interval=_d(t.counter_bucket_s))
     spool_age = Select("roadpulse_collector", (call("max", "spool_age_s"),), group_by=("collector",), interval=None)
     spool_full = Select("roadpulse_collector", (call("max", "spool_full"),), group_by=("collector",), interval=None)
     dead = Select("roadpulse_collector", ('non_negative_difference(last("dead_letters"))',), group_by=("collector",),
@@ -158,12 +160,15 @@ def pipeline_rules(t: Timing) -> list[alerting.Rule]:
               reduce("RB", "B", "last"), math("C", "$RB > 0 && $RA >= $RB")],
              summary=f"{{{{ $labels.device }}}} on {{{{ $labels.gateway }}}}: every poll failed for "
                      f"{t.device_down_s:g} s", severity="warning", pending="0s"),
+        # Growing, or grown to its cap: a full queue evicts its oldest readings and stops growing,
+        # so growth alone would resolve the alert just as readings start to be lost.
         rule("roadpulse-agent-backlog", "Agent queue backlog growing",
              [query("A", growth, t.growth_window_s), query("B", backlog, t.growth_window_s),
-              reduce("RA", "A", "min"), reduce("RB", "B", "last"),
-              math("C", f"$RA > 0 && $RB > {2 * t.health_interval_s:g}")],
-             summary="Queue of {{ $labels.gateway }} grew in every interval for "
-                     f"{t.growth_window_s:g} s; oldest unsent reading {{{{ $values.RB }}}} s",
+              query("E", evicted, t.growth_window_s), reduce("RA", "A", "min"), reduce("RB", "B", "last"),
+              reduce("RE", "E", "sum"), math("C", f"($RA > 0 && $RB > {2 * t.health_interval_s:g}) || $RE > 0")],
+             summary="Queue of {{ $labels.gateway }}: grew in every interval for "
+                     f"{t.growth_window_s:g} s (min {{{{ $values.RA }}}} readings/s), oldest unsent reading "
+                     f"{{{{ $values.RB }}}} s, {{{{ $values.RE }}}} reading(s) evicted (queue full)",
              severity="warning", pending="0s"),
         rule("roadpulse-spool-filling", "Collector spool filling",
              [query("A", spool_age, t.window_s), query("B", spool_full, t.window_s), reduce("RA", "A", "last"),

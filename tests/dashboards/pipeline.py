@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,12 +32,20 @@ def now_ms() -> int:
 
 
 async def run(scenario: Path, work: Path, mqtt_url: str, influx_url: str, db: str, *, seconds: float,
-              during: Callable[[Run], Awaitable[None]] | None = None, linger_s: float = 4.0) -> Run:
-    """Poll for `seconds`, stop the agent (its death is sent), keep the collector `linger_s` longer."""
+              during: Callable[[Run], Awaitable[None]] | None = None, linger_s: float = 4.0,
+              agent_mqtt_url: str | None = None, agent_sections: Mapping[str, str] | None = None) -> Run:
+    """Poll for `seconds`, stop the agent (its death is sent), keep the collector `linger_s` longer.
+
+    `agent_mqtt_url`: the agent's broker, when it is not the collector's (a proxy in between);
+    `agent_sections`: section name -> extra lines of the agent's config (`{"queue": "max_bytes = 65536"}`)."""
     result = Run()
     async with Simulator(load_scenario(scenario), truth_path=work / "truth.jsonl") as sim:
-        agent_toml = _agent_toml(work, sim.endpoints, mqtt_url, 1.0).replace(
+        agent_toml = _agent_toml(work, sim.endpoints, agent_mqtt_url or mqtt_url, 1.0).replace(
             "[agent]\n", "[agent]\nhealth_interval_s = 1.0\n", 1)
+        for section, lines in (agent_sections or {}).items():
+            header = f"[{section}]\n"
+            agent_toml = (agent_toml.replace(header, f"{header}{lines}\n", 1) if header in agent_toml
+                          else f"{agent_toml}\n{header}{lines}\n")
         collector_toml = _collector_toml(work, mqtt_url, InfluxTarget(influx_url, "v1", db)).replace(
             "[collector]\n", "[collector]\nself_metrics_interval_s = 1.0\n", 1)
         (work / "agent.toml").write_text(agent_toml)

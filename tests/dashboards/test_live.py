@@ -4,9 +4,9 @@ panel's query and every alert rule run the way Grafana would run them (tests/das
 One run has faults and conditions injected (fog, a tunnel CO spike, a water level over its warning
 level, a detector that never answers, a malformed message, InfluxDB down for 4 s, an incident
 written as the road-state service writes it (that service is not in this branch), the gateway
-stopping); one run is clean. "Agent queue backlog growing" is only proven quiet: the agent sends
-no health report while its link is down (those would show the queue growing), so a growing
-backlog is visible only on a link that is slow but up, which this test does not build.
+stopping); one run is clean. "Agent queue backlog growing" is proven quiet here and firing in
+test_backlog.py: the agent sends no health report while its link is down, so a growing backlog
+shows only on a link that is slow but up, which that test builds.
 Alert windows are scaled to a run of seconds (alerts.Timing); the rules are otherwise the shipped ones.
 """
 
