@@ -38,6 +38,17 @@ from roadpulse.wire.confirm import Confirmation, decode_confirmation
 
 log = logging.getLogger(__name__)
 ACK_TIMEOUT_S = 10.0
+# The thinnest link a gateway is expected to hold a session on (a weak 4G cell falling back to
+# EDGE carries a few KB/s). A PUBACK cannot come back before the message has crossed the link, so
+# a large message (a birth of many metrics is tens of KB) gets time for its bytes on top of
+# ACK_TIMEOUT_S: with a fixed timeout, a 36 KB birth on a 3 KB/s link timed out, the session
+# dropped, and the gateway never got past its birth.
+SLOW_LINK_BYTES_PER_S = 1000.0
+
+
+def ack_timeout(size: int) -> float:
+    """Seconds to wait for the PUBACK of a `size`-byte message."""
+    return ACK_TIMEOUT_S + size / SLOW_LINK_BYTES_PER_S
 # Messages awaiting their PUBACK at once (paho's own window is 20, the shipped broker's 100).
 IN_FLIGHT = 8
 
@@ -244,7 +255,8 @@ class Publisher:
                 self.stats.connected = False
 
     async def _publish_birth(self, client: aiomqtt.Client) -> None:
-        await client.publish(self._topics.birth, self._outbox.birth(), qos=1, retain=True)
+        payload = self._outbox.birth()
+        await client.publish(self._topics.birth, payload, qos=1, retain=True, timeout=ack_timeout(len(payload)))
         self.stats.births += 1
 
     async def _expire_forever(self) -> None:
@@ -298,7 +310,7 @@ class Publisher:
 
     async def _publish_earlier_birth(self, client: aiomqtt.Client, boot: str, payload: bytes) -> None:
         # Not retained: the retained birth is what a collector starting later must learn, the current one.
-        await client.publish(self._topics.birth, payload, qos=1, retain=False, timeout=ACK_TIMEOUT_S)
+        await client.publish(self._topics.birth, payload, qos=1, retain=False, timeout=ack_timeout(len(payload)))
         self._announced.add(boot)
         self.stats.earlier_births += 1
         log.info("birth of an earlier boot published", extra={"event": "earlier_birth", "boot": boot})
@@ -383,7 +395,7 @@ class Publisher:
         try:
             await self._announce(client, record)
             started = time.monotonic()
-            await client.publish(self._topics.data, payload, qos=1, timeout=ACK_TIMEOUT_S)
+            await client.publish(self._topics.data, payload, qos=1, timeout=ack_timeout(len(payload)))
         except BaseException:
             self._outbox.end(tx, acked=False)
             raise
