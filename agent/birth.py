@@ -45,6 +45,11 @@ GATEWAY_HEALTH: tuple[tuple[str, str, str], ...] = (
     ("cpu_percent", "%", "f"),
     ("rss_bytes", "B", "i"),
     ("disk_free_bytes", "B", "i"),
+    # End-to-end delivery (agent.confirmations; 0 with delivery = "broker"): agent.health.delivery_values.
+    ("readings_confirmed", "", "i"),
+    ("messages_resent", "", "i"),
+    ("confirmations", "", "i"),
+    ("unconfirmed_messages", "", "i"),
 )
 # (field, unit, type) per configured device.
 DEVICE_HEALTH: tuple[tuple[str, str, str], ...] = (

@@ -55,6 +55,9 @@ class Unconfirmed:
         self._out: dict[tuple[str, str], _Out] = {}  # (boot, seq as str) -> state; str keys keep it flat
         self._key_of: dict[int, tuple[str, str]] = {}  # record id -> key
         self._sent_before: set[int] = set()  # ids sent at least once by this process: resends are replays
+        # Sent, then put back in line (timeout, reconnect, failed publish): a confirmation may still
+        # come for them, and one the queue evicted meanwhile is then no loss (its eviction uncounted).
+        self._released: dict[tuple[str, str], Record] = {}
         self.timeout_s = policy.timeout_s
         self._last_confirmation: float | None = None
         self._highest: dict[str, int] = {}  # boot -> highest seq confirmed
@@ -83,6 +86,7 @@ class Unconfirmed:
         previous = self._out.get(key)
         if previous is not None and previous.tx.records[0].id != record.id:
             return
+        self._released.pop(key, None)
         self._out[key] = _Out(Tx([record]), now)
         self._key_of[record.id] = key
         self._sent_before.add(record.id)
@@ -103,7 +107,7 @@ class Unconfirmed:
             state.acked = True
             return True
         # Not acknowledged by the broker: back in line now.
-        self._forget(key)
+        self._release(key, to_queue=False)
         return False
 
     def confirm(self, confirmation: Confirmation, now: float) -> int:
@@ -119,13 +123,15 @@ class Unconfirmed:
             if ranges:
                 self._highest[boot] = max(self._highest.get(boot, -1), ranges[-1][1])
             for first, last in ranges:
-                if last - first < len(self._out):
+                if last - first < len(self._out) + len(self._released):
                     keys = [(boot, str(seq)) for seq in range(first, last + 1)]
                 else:  # a wide range: look at what we hold instead
-                    keys = [k for k in self._out if k[0] == boot and first <= int(k[1]) <= last]
+                    keys = [k for k in [*self._out, *self._released] if k[0] == boot and first <= int(k[1]) <= last]
                 for key in keys:
                     state = self._out.get(key)
                     if state is None:
+                        if (released := self._released.pop(key, None)) is not None:
+                            self._queue.end(Tx([released]), acked=True)  # evicted since: not a loss
                         continue
                     if state.acked:
                         self._settle(key)
@@ -155,7 +161,7 @@ class Unconfirmed:
         if not silent:  # confirmations flow: resend only holes below what was confirmed since
             late = [k for k in late if int(k[1]) < self._highest.get(k[0], -1)]
         for key in late:
-            self._queue.end(self._forget(key).tx, acked=False)
+            self._release(key)
         if late and silent:
             self.timeout_s = min(self.policy.timeout_max_s, self.timeout_s * 2)
         waiting_since = self._first_wait if self._last_confirmation is None else self._last_confirmation
@@ -172,8 +178,18 @@ class Unconfirmed:
         """A new connection: what was in flight or PUBACKed on the old one goes back in line."""
         keys = [k for k, s in self._out.items() if not s.confirmed]
         for key in keys:
-            self._queue.end(self._forget(key).tx, acked=False)
+            self._release(key)
         return len(keys)
+
+    def _release(self, key: tuple[str, str], *, to_queue: bool = True) -> None:
+        """Back in line (the caller's publisher ends the tx itself when not `to_queue`), remembered."""
+        state = self._forget(key)
+        if to_queue:
+            self._queue.end(state.tx, acked=False)
+        record = state.tx.records[0]
+        self._released[key] = Record(record.id, b"", record.weight, record.ts_ms)  # its bytes are on disk
+        if len(self._released) > 2 * self.policy.window:
+            del self._released[next(iter(self._released))]
 
     def prune(self, oldest_id: int | None) -> None:
         """Forget resend marks of records no longer queued (evicted), so the set stays bounded."""

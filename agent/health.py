@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.birth import HealthAliases
+from agent.stats import AgentStats
 from roadpulse.wire import Reading
 
 Number = int | float
@@ -59,6 +60,15 @@ def health_readings(aliases: HealthAliases, gateway_values: Mapping[str, Number]
         per = aliases.devices.get(device, {})
         readings.extend(Reading(per[k], ts_ms, v) for k, v in values.items() if k in per)
     return readings
+
+
+def delivery_values(stats: AgentStats) -> dict[str, Number]:
+    """End-to-end delivery, for operators: a queue that does not drain while `unconfirmed_messages`
+    stays up and `messages_resent` climbs means collectors that store but never confirm (older
+    than confirmations, or a broker ACL without the ack topic), or a share stranded on a dead member.
+    Cumulative since start, except `unconfirmed_messages` (held now). Taken after `Outbox.refresh`."""
+    return {"readings_confirmed": stats.readings_confirmed, "messages_resent": stats.messages_resent,
+            "confirmations": stats.confirmations, "unconfirmed_messages": stats.unconfirmed_messages}
 
 
 def latency_summary(samples: list[float]) -> tuple[float, float]:

@@ -27,7 +27,7 @@ from agent.catalog import Catalog, build_catalog
 from agent.clock import ClockJudge
 from agent.config import AgentConfig, load_agent_config
 from agent.confirmations import ConfirmPolicy
-from agent.health import ProcessSampler, health_readings, latency_summary
+from agent.health import ProcessSampler, delivery_values, health_readings, latency_summary
 from agent.intake import Intake, OnTaken
 from agent.outbox import Outbox
 from agent.publisher import Publisher
@@ -114,7 +114,7 @@ class Agent:
             "publish_latency_max_ms": peak, "reconnects": s.reconnects, "storage_errors": s.storage_errors,
             "queue_damaged_bytes": q.damaged_bytes, "disk_bytes_written": q.bytes_written,
             "clock_flags": int(TimeFlag.UNSYNCED if self._judge.unsynced else 0),
-            "clock_jumps": self._judge.jumps, **sampler.sample(),
+            "clock_jumps": self._judge.jumps, **delivery_values(s), **sampler.sample(),
         }
         devices = {
             dev: {"polls": d.polls, "poll_errors": d.errors, "poll_overruns": d.overruns}

@@ -40,6 +40,11 @@ _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _ACKS_ALONE = 1024
 
 
+# Evicted records whose late acknowledgement (sent before, confirmed after) still takes them off
+# the eviction count.
+EVICTED_REMEMBERED = 4096
+
+
 @dataclass(eq=False, slots=True)
 class _Segment:
     number: int
@@ -339,12 +344,12 @@ class SegmentQueue:
                     self._acks.append(record.id)
                 else:
                     bisect.insort(self._pending, record.id)
-            elif record.id in self._evicted_out:
+            elif record.id in self._evicted_out and acked:
+                # Evicted while in flight, then delivered after all: not a loss. Not acknowledged,
+                # it stays remembered: it may have reached a collector that confirms it later.
                 meta = self._evicted_out.pop(record.id)
-                if acked:
-                    # Evicted while in flight, then delivered after all: not a loss.
-                    self._stats.evicted_records -= 1
-                    self._stats.evicted_weight -= meta.weight
+                self._stats.evicted_records -= 1
+                self._stats.evicted_weight -= meta.weight
         if acked:
             self._drop_settled_head()
 
@@ -379,9 +384,11 @@ class SegmentQueue:
             self._weight -= meta.weight
             self._stats.evicted_records += 1
             self._stats.evicted_weight += meta.weight
-            if record_id in self._out:
-                self._out.discard(record_id)
-                self._evicted_out[record_id] = meta
+            self._out.discard(record_id)
+            # Remembered even when not out: it may have been sent before, and be confirmed late.
+            self._evicted_out[record_id] = meta
+            if len(self._evicted_out) > EVICTED_REMEMBERED:
+                del self._evicted_out[next(iter(self._evicted_out))]
         segment.unacked.clear()
         # The owner logs the state change (full / not full); each eviction is a counter, not a log line.
         log.debug("evicted oldest segment", extra={"segment": segment.path.name})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 from collections import OrderedDict
 
+from agent.queue.disk import EVICTED_REMEMBERED
 from roadpulse.queue import CommitResult, QueueStats, Record, RecordTooLargeError, Tx
 
 
@@ -56,9 +57,11 @@ class MemoryQueue:
         self._stats.evicted_weight += record.weight
         if record_id in self._out:
             self._out.discard(record_id)
-            self._evicted_out[record_id] = record
         else:
             del self._pending[bisect.bisect_left(self._pending, record_id)]
+        self._evicted_out[record_id] = record  # a late acknowledgement still makes it no loss
+        if len(self._evicted_out) > EVICTED_REMEMBERED:
+            del self._evicted_out[next(iter(self._evicted_out))]
 
     def begin(self, n: int, *, start: int = 0, stop: int | None = None) -> Tx:
         lo = bisect.bisect_left(self._pending, start)
@@ -79,11 +82,11 @@ class MemoryQueue:
                     self._bytes -= len(record.payload)
                 else:
                     bisect.insort(self._pending, record.id)
-            elif record.id in self._evicted_out:
+            elif record.id in self._evicted_out and acked:
+                # Not acknowledged, it stays remembered: a late acknowledgement may still come.
                 del self._evicted_out[record.id]
-                if acked:
-                    self._stats.evicted_records -= 1
-                    self._stats.evicted_weight -= record.weight
+                self._stats.evicted_records -= 1
+                self._stats.evicted_weight -= record.weight
 
     def stats(self) -> QueueStats:
         s = self._stats

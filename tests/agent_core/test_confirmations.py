@@ -133,6 +133,26 @@ def test_evicted_while_unconfirmed_counts_as_evicted_until_confirmed() -> None:
     assert queue.stats().evicted_weight == before - 5
 
 
+@pytest.mark.parametrize("release", ["reconnect", "timeout"])
+def test_evicted_after_going_back_in_line_is_no_loss_when_confirmed_late(release: str) -> None:
+    # Sent, stored by a collector, put back in line (a reconnect, or no confirmation in time),
+    # evicted before its resend: the late confirmation takes it off the eviction count.
+    queue = MemoryQueue(max_bytes=300)
+    held = Unconfirmed(queue, ConfirmPolicy(timeout_s=1.0), on_settled=lambda r: None)
+    payloads = [encode_data(DataBatch("gw", BOOT, seq, 0, [Reading(1, 0, "x" * 40)])) for seq in range(6)]
+    queue.append(payloads[0], weight=5)
+    queue.commit()
+    _send(queue, held, 0.0)
+    assert (held.requeue_all() if release == "reconnect" else held.expire(2.0)) == 1
+    for p in payloads[1:]:
+        queue.append(p, weight=5)
+    queue.commit()  # the bound evicts the oldest record, back in line and not sent again
+    assert queue.stats().evicted_weight >= 5
+    before = queue.stats().evicted_weight
+    held.confirm(_ack((0, 0)), 3.0)
+    assert queue.stats().evicted_weight == before - 5
+
+
 def test_warns_once_when_nothing_is_ever_confirmed(caplog: pytest.LogCaptureFixture) -> None:
     queue, held, _ = _setup(2, warn_s=60.0, timeout_s=1000.0)
     _send(queue, held, 0.0)

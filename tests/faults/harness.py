@@ -7,7 +7,6 @@ See docs/reliability.md for what is counted and why.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import os
@@ -21,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgpack
-
 from roadpulse.services import Influxd, Mosquitto, count_readings, influx_query
+from tests.faults import tmpfs
+from tests.faults.counts import dead_lettered
 from tests.faults.proxy import Proxy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +44,8 @@ class Result:
     resent: int = 0
     queued: int = 0
     seconds: float = 0.0
+    # Readings the agent took per second while its devices were open: the offered load.
+    rate: float = 0.0
     note: str = ""
 
     @property
@@ -55,11 +56,11 @@ class Result:
         lost = self.sent - self.stored - self.evicted - self.dead
         verdict = "ok" if self.ok else f"lost {lost}" if self.cell.startswith("control") else "FAIL"
         return (f"| {self.cell} | {self.sent} | {self.stored} | {self.evicted} | {self.dead} | {self.duplicates} "
-                f"| {self.resent} | {self.queued} | {verdict} | {self.seconds:.0f} |")
+                f"| {self.resent} | {self.queued} | {verdict} | {self.rate:.0f} | {self.seconds:.0f} |")
 
 
 HEADER = ("| cell | sent | stored | evicted | dead-lettered | duplicates | resent | left queued | sent = stored + "
-          "evicted + dead | s |\n|---|---|---|---|---|---|---|---|---|---|")
+          "evicted + dead | readings/s | s |\n|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 class Gate:
@@ -96,6 +97,11 @@ class Stack:
     share_group: str | None = None
     proxy: Proxy | None = None
     spool_max_bytes: int = 1 << 30
+    # A collector's spool folder on a private tmpfs of this many bytes (tests/faults/tmpfs.py).
+    collector_tmpfs: int | None = None
+
+    def spool_dir(self, name: str) -> Path:
+        return self.work / f"{name}-data" / "spool"
 
     def collector_config(self, name: str) -> Path:
         return self.work / f"{name}.toml"
@@ -127,8 +133,12 @@ max_bytes = {self.spool_max_bytes}
 listen = "127.0.0.1:0"
 """)
         env = dict(os.environ, PYTHONPATH=str(ROOT))
+        argv = [sys.executable, "-m", "collector.run", str(path)]
+        if self.collector_tmpfs is not None:
+            self.spool_dir(name).mkdir(parents=True, exist_ok=True)
+            argv = tmpfs.wrap(argv, self.spool_dir(name), self.collector_tmpfs)
         with (self.work / f"{name}.log").open("ab") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "collector.run", str(path)], cwd=ROOT, env=env,
+            proc = subprocess.Popen(argv, cwd=ROOT, env=env,
                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.collectors[name] = (path, proc)
 
@@ -163,27 +173,15 @@ listen = "127.0.0.1:0"
                 found.append(f"{log.stem}: spool full")
             if "influxdb unavailable" in text:
                 found.append(f"{log.stem}: spooled")
+            if "spool cannot write" in text:
+                found.append(f"{log.stem}: spool write refused")
+            if "influxdb refused lines" in text:
+                found.append(f"{log.stem}: lines refused")
         return "; " + ", ".join(found) if found else ""
 
     def dead_lettered(self) -> int:
         """Readings of data messages set aside as dead letters by any collector, each message once."""
-        seen: set[tuple[str, str, int]] = set()
-        readings = 0
-        for folder in self.work.glob("*-data/deadletters"):
-            for file in folder.glob("*.jsonl"):
-                for line in file.read_text().splitlines():
-                    record = json.loads(line)
-                    if record.get("lines"):
-                        readings += sum(1 for x in record["lines"].split("\n") if x and not x.startswith("roadpulse_"))
-                        continue
-                    if not str(record.get("topic", "")).endswith("/data") or "payload_b64" not in record:
-                        continue
-                    obj = msgpack.unpackb(base64.b64decode(record["payload_b64"]), raw=False, strict_map_key=False)
-                    key = (obj.get("gw"), obj.get("boot"), obj.get("seq"))
-                    if key not in seen:
-                        seen.add(key)
-                        readings += len(obj.get("r", [])) // 3
-        return readings
+        return dead_lettered(self.work)
 
     def duplicates(self) -> int:
         try:
@@ -204,15 +202,19 @@ async def _wait(predicate: Callable[[], bool], limit_s: float) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def _stack(work: Path, collectors: int, share_group: str | None,
-                 spool_max_bytes: int = 1 << 30) -> AsyncIterator[Stack]:
+async def _stack(work: Path, collectors: int, share_group: str | None, *,
+                 spool_max_bytes: int = 1 << 30, collector_tmpfs: int | None = None,
+                 prepare: Callable[[Stack], Awaitable[None]] | None = None) -> AsyncIterator[Stack]:
     broker = Mosquitto(work / "mosquitto")
     influx = Influxd(work / "influxd")
     await asyncio.to_thread(broker.start)
     try:
         await asyncio.to_thread(influx.start)
         influx.create_database("roadpulse")
-        stack = Stack(work, broker, influx, share_group=share_group, spool_max_bytes=spool_max_bytes)
+        stack = Stack(work, broker, influx, share_group=share_group, spool_max_bytes=spool_max_bytes,
+                      collector_tmpfs=collector_tmpfs)
+        if prepare is not None:
+            await prepare(stack)
         try:
             for i in range(collectors):
                 stack.start_collector(f"c{i + 1}")
@@ -228,10 +230,11 @@ async def _stack(work: Path, collectors: int, share_group: str | None,
 
 
 def _agent_toml(work: Path, endpoints: list[Any], mqtt_url: str, *, extra_publish: str = "",
-                queue_max_bytes: int = 64 << 20, delivery: str = "end-to-end") -> Path:
+                queue_max_bytes: int = 64 << 20, delivery: str = "end-to-end", interval: float = 1.0) -> Path:
     from roadpulse.demo import _agent_toml as demo_toml
 
-    text = demo_toml(work, endpoints, mqtt_url, 1.0).replace('gateway_id = "demo-gw-1"', f'gateway_id = "{GATEWAY}"')
+    text = demo_toml(work, endpoints, mqtt_url, interval)
+    text = text.replace('gateway_id = "demo-gw-1"', f'gateway_id = "{GATEWAY}"')
     text = text.replace("[mqtt]\n", "[mqtt]\nreconnect_max_s = 1.0\n", 1)
     text = text.replace("[publish]\nmax_age_s = 0.5\n",
                         f"[publish]\nmax_age_s = 0.5\nreplay_messages_per_s = 200\ndelivery = \"{delivery}\"\n"
@@ -282,9 +285,11 @@ class InProcessAgent:
 class ProcessAgent:
     """The agent as a process of its own (tests/faults/agent_proc.py), so a cell can SIGKILL it."""
 
-    def __init__(self, path: Path, work: Path) -> None:
+    def __init__(self, path: Path, work: Path, tmpfs_bytes: int | None = None) -> None:
         self._path = path
         self._work = work
+        self.tmpfs_bytes = tmpfs_bytes
+        self.data_dir = work / "agent"
         self.proc: subprocess.Popen[bytes] | None = None
         self._evicted_before = 0
         self._resent_before = 0
@@ -293,9 +298,12 @@ class ProcessAgent:
     def start(self) -> None:
         (self._work / "status.json").unlink(missing_ok=True)
         env = dict(os.environ, PYTHONPATH=str(ROOT))
+        argv = [sys.executable, "-m", "tests.faults.agent_proc", str(self._path), str(self._work)]
+        if self.tmpfs_bytes is not None:  # its data folder (queue, births) on a tmpfs only it sees
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            argv = tmpfs.wrap(argv, self.data_dir, self.tmpfs_bytes)
         with (self._work / "agent.log").open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "tests.faults.agent_proc", str(self._path),
-                                          str(self._work)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True)
 
     def _status(self) -> dict[str, int]:
@@ -344,28 +352,38 @@ Fault = Callable[[Stack, Any], Awaitable[str]]
 
 async def run_cell(name: str, fault: Fault, *, collectors: int = 1, share_group: str | None = None,
                    agent_process: bool = False, proxy: bool = False, spool_max_bytes: int = 1 << 30,
-                   delivery: str = "end-to-end") -> Result:
+                   delivery: str = "end-to-end", interval: float = 1.0, queue_max_bytes: int = 64 << 20,
+                   agent_tmpfs: int | None = None, collector_tmpfs: int | None = None,
+                   prepare: Callable[[Stack], Awaitable[None]] | None = None,
+                   finish: Callable[[Stack], Awaitable[None]] | None = None) -> Result:
+    """One cell. `interval`: the devices' poll interval (1 s nominal); `*_tmpfs`: a real small disk;
+    `prepare`: before the collectors start; `finish`: after the drain, before counting."""
     from firmware_sim.runner import Simulator, load_scenario
 
     started = time.monotonic()
     result = Result(name)
     with tempfile.TemporaryDirectory(prefix="rp-faults-") as tmp:
         work = Path(tmp)
-        async with _stack(work, collectors, share_group, spool_max_bytes) as stack, \
+        async with _stack(work, collectors, share_group, spool_max_bytes=spool_max_bytes,
+                          collector_tmpfs=collector_tmpfs, prepare=prepare) as stack, \
                 Simulator(load_scenario(SCENARIO)) as sim:
             url = stack.broker.url
             if proxy:
                 stack.proxy = Proxy(stack.broker.port)
                 await stack.proxy.start()
                 url = f"mqtt://127.0.0.1:{stack.proxy.port}"
-            agent_path = _agent_toml(work, sim.endpoints, url, delivery=delivery)
-            agent: AgentHandle = ProcessAgent(agent_path, work) if agent_process else InProcessAgent(agent_path)
+            agent_path = _agent_toml(work, sim.endpoints, url, delivery=delivery, interval=interval,
+                                     queue_max_bytes=queue_max_bytes)
+            agent: AgentHandle = (ProcessAgent(agent_path, work, agent_tmpfs) if agent_process or agent_tmpfs
+                                  else InProcessAgent(agent_path))
             agent.start()
+            opened = time.monotonic()
             try:
                 await asyncio.sleep(RUN_BEFORE_S)
                 result.note = await fault(stack, agent)
                 await asyncio.sleep(RUN_AFTER_S)
                 agent.close_gate()
+                open_s = time.monotonic() - opened
                 await asyncio.sleep(1.0)
                 await _wait(agent.drained, SETTLE_LIMIT_S)
             finally:
@@ -373,7 +391,10 @@ async def run_cell(name: str, fault: Fault, *, collectors: int = 1, share_group:
                 if stack.proxy is not None:
                     await stack.proxy.close()
             result.sent, result.evicted, result.resent, result.queued = agent.counts()
+            result.rate = result.sent / open_s
             result.note += stack.evidence(agent)
+            if finish is not None:
+                await finish(stack)
             expected = result.sent - result.evicted - stack.dead_lettered()
             await _wait(lambda: count_readings(stack.influx.url, "roadpulse") >= expected, 20.0)
             await asyncio.sleep(1.5)  # one more self-metrics interval for the duplicate counts

@@ -2,6 +2,8 @@
 
     python -m tests.faults.matrix [CELL ...]      # every cell, or the named ones; prints the table
 
+The standalone command also runs LONG_CELLS (the 60-s overload); pytest runs CELLS only.
+
 Each cell starts its own private services (roadpulse.services) on loopback ports in a temp
 folder, runs the demo scenario's devices (firmware_sim) through an in-process agent in
 end-to-end mode (short confirmation timeout) and one or three collector *processes*, injects
@@ -10,11 +12,14 @@ agent's queue is empty. It then counts:
 
 - sent: readings the agent took (its `on_taken`, exact);
 - stored: readings in InfluxDB (one counted field per reading; a resend overwrites its points);
-- evicted: the agent's `readings_evicted` (0 unless `queue.max_bytes` was reached);
-- dead: readings of the data messages the collectors dead-lettered (distinct by gw/boot/seq);
+- evicted: the agent's `readings_evicted` (0 unless `queue.max_bytes` or the disk was reached);
+- dead: readings the collectors dead-lettered (messages distinct by gw/boot/seq; refused lines
+  by their fields, tests/faults/counts.py);
 - dup: duplicates the collectors counted (their per-gateway self-metrics), resent: the agent's resends.
 
-A cell passes when sent = stored + evicted + dead (and the queue is empty).
+A cell passes when sent = stored + evicted + dead, the queue is empty, the count of a limit the
+cell is built to reach (LIMITS) is above 0 and the others are 0, and the fault's evidence shows
+(EVIDENCE): `problems`.
 """
 
 from __future__ import annotations
@@ -24,11 +29,14 @@ import random
 import signal
 import sys
 import time
+import urllib.parse
+import urllib.request
 from typing import Any
 
-from tests.faults.harness import HEADER, Fault, Result, Stack, run_cell
+from tests.faults import tmpfs
+from tests.faults.harness import HEADER, RUN_AFTER_S, RUN_BEFORE_S, Fault, Result, Stack, run_cell
 
-__all__ = ["CELLS", "CONTROLS", "HEADER", "run_cell"]
+__all__ = ["CELLS", "CONTROLS", "HEADER", "LONG_CELLS", "problems", "run_cell", "skipped"]
 
 
 # ---- the faults ------------------------------------------------------------------------------
@@ -141,6 +149,88 @@ async def collector_spool_full(stack: Stack, agent: Any) -> str:
     return "influxd down 6 s with the collector's spool at its max_bytes (64 KiB): acks held"
 
 
+# ---- 2x overload ---------------------------------------------------------------------------
+
+def overload(total_s: float) -> Fault:
+    """The devices polled every 0.5 s instead of 1 s for the whole run (`total_s` of devices open)."""
+    async def fault(stack: Stack, agent: Any) -> str:
+        await asyncio.sleep(total_s - RUN_BEFORE_S - RUN_AFTER_S)
+        return f"every device polled twice as often (0.5 s, nominal 1 s) for {total_s:.0f} s"
+    return fault
+
+
+# ---- cells that reach the limits --------------------------------------------------------------
+
+QUEUE_SMALL = 64 * 1024  # the smallest queue.max_bytes the agent accepts: 16 segments of 4 KiB
+OUTAGE_S = 24.0
+
+
+async def broker_outage_evicts(stack: Stack, agent: Any) -> str:
+    await asyncio.to_thread(stack.broker.stop)
+    await asyncio.sleep(OUTAGE_S)
+    evicted = agent.agent.stats.readings_evicted
+    await asyncio.to_thread(stack.broker.start)
+    return (f"broker stopped {OUTAGE_S:.0f} s, devices polled every 0.05 s (20x), queue.max_bytes "
+            f"{QUEUE_SMALL // 1024} KiB: {evicted} readings counted evicted by the end of the outage")
+
+
+PLANTED = 'weather,planted=yes air_temp="planted"'
+
+
+async def plant_type_conflict(stack: Stack) -> None:
+    """`weather.air_temp` made a string field before any reading arrives: every float air_temp is refused."""
+    query = urllib.parse.urlencode({"db": "roadpulse", "precision": "ms"})
+    body = f"{PLANTED} {int(time.time() * 1000)}".encode()
+    request = urllib.request.Request(f"{stack.influx.url}/write?{query}", data=body, method="POST")
+    await asyncio.to_thread(urllib.request.urlopen, request, timeout=10)
+
+
+async def remove_planted(stack: Stack) -> None:
+    """The planted point is no reading of the agent's: gone before stored readings are counted."""
+    from roadpulse.services import influx_query
+
+    await asyncio.to_thread(influx_query, stack.influx.url, "DELETE FROM weather WHERE planted = 'yes'",
+                            "roadpulse", method="POST")
+
+
+async def type_conflict(stack: Stack, agent: Any) -> str:
+    return "weather.air_temp pre-created as a string in influxd: every air_temp reading (a float) refused"
+
+
+# ---- a real full disk (tmpfs in a private mount namespace) -------------------------------------
+
+FULL_S = 6.0
+
+
+async def agent_tmpfs_full(stack: Stack, agent: Any) -> str:
+    assert agent.proc is not None
+    pid = agent.proc.pid
+    # With the link up, a full disk rarely bites: the queue makes room by restarting its own
+    # segment whenever every record in it is confirmed. So the link is down too (the broker
+    # stopped): the queue holds unsent records and cannot free anything of its own.
+    await asyncio.to_thread(stack.broker.stop)
+    filled = await asyncio.to_thread(tmpfs.fill, pid, agent.data_dir)
+    await asyncio.sleep(FULL_S)
+    tmpfs.free(pid, agent.data_dir)
+    await asyncio.to_thread(stack.broker.start)
+    return (f"the agent's data folder on a {agent.tmpfs_bytes // 1024} KiB tmpfs, filled ({filled // 1024} KiB "
+            f"of filler) for {FULL_S:.0f} s while the broker is stopped: ENOSPC")
+
+
+async def collector_tmpfs_full(stack: Stack, agent: Any) -> str:
+    _, proc = stack.collectors["c1"]
+    assert proc is not None
+    assert stack.collector_tmpfs is not None
+    spool = stack.spool_dir("c1")
+    filled = await asyncio.to_thread(tmpfs.fill, proc.pid, spool)
+    await asyncio.to_thread(stack.influx.stop)
+    await asyncio.sleep(FULL_S)
+    tmpfs.free(proc.pid, spool)
+    await asyncio.to_thread(stack.influx.start)
+    return (f"influxd down {FULL_S:.0f} s with the collector's spool on a {stack.collector_tmpfs // 1024} KiB tmpfs, "
+            f"filled ({filled // 1024} KiB filler): ENOSPC")
+
+
 CELLS: dict[str, tuple[Fault, dict[str, Any]]] = {
     "baseline": (no_fault, {}),
     "broker-kill-persisted": (broker_kill_persisted, {}),
@@ -154,7 +244,62 @@ CELLS: dict[str, tuple[Fault, dict[str, Any]]] = {
     "agent-disk-full": (agent_disk_full, {"agent_process": True}),
     "collector-spool-full": (collector_spool_full, {"spool_max_bytes": 64 * 1024}),
     "link-flap": (link_flap, {"proxy": True}),
+    "agent-disk-full-tmpfs": (agent_tmpfs_full, {"agent_tmpfs": 1 << 20, "interval": 0.25}),
+    "collector-spool-disk-full-tmpfs": (collector_tmpfs_full, {"collector_tmpfs": 256 * 1024}),
+    "overload-2x-12s": (overload(12.0), {"interval": 0.5}),
+    "broker-outage-evicts": (broker_outage_evicts, {"interval": 0.05, "queue_max_bytes": QUEUE_SMALL}),
+    "type-conflict-dead-letters": (type_conflict, {"prepare": plant_type_conflict, "finish": remove_planted}),
 }
+
+# Only by the standalone command (too long for the CI suite, which runs the 12-s variant above).
+LONG_CELLS: dict[str, tuple[Fault, dict[str, Any]]] = {
+    "overload-2x-60s": (overload(60.0), {"interval": 0.5}),
+}
+
+# Cells that reach a declared limit: the count that must be above 0 there. Elsewhere both must be 0.
+LIMITS: dict[str, str] = {
+    "broker-outage-evicts": "evicted",
+    "type-conflict-dead-letters": "dead",
+}
+# Cells whose fault shows only in a log or a counter: what the note must say, or the cell proved nothing.
+EVIDENCE: dict[str, str] = {
+    "agent-disk-full": "agent storage errors",
+    "agent-disk-full-tmpfs": "agent storage errors",
+    "collector-spool-full": "spool full",
+    "collector-spool-disk-full-tmpfs": "spool write refused",
+    "type-conflict-dead-letters": "lines refused",
+}
+# A real full disk may make the agent give up its oldest segment (counted as evicted): allowed there.
+MAY_EVICT = {"agent-disk-full-tmpfs"}
+
+
+def skipped(name: str) -> str | None:
+    """Why a cell cannot run on this machine, or None."""
+    options = (CELLS.get(name) or LONG_CELLS.get(name) or CONTROLS[name])[1]
+    if options.get("agent_tmpfs") or options.get("collector_tmpfs"):
+        return tmpfs.unavailable()
+    return None
+
+
+def problems(name: str, result: Result) -> list[str]:
+    """What is wrong with a cell's result; empty when it proves what it should."""
+    found = []
+    if result.sent <= 0:
+        found.append("nothing sent")
+    if result.queued:
+        found.append(f"{result.queued} readings left in the agent's queue")
+    if result.sent != result.stored + result.evicted + result.dead:
+        found.append(f"sent {result.sent} != stored {result.stored} + evicted {result.evicted} + dead {result.dead}")
+    limit = LIMITS.get(name)
+    for column in ("evicted", "dead"):
+        value = getattr(result, column)
+        if column == limit and value == 0:
+            found.append(f"{column} is 0: the limit was not reached")
+        if column != limit and value and not (column == "evicted" and name in MAY_EVICT):
+            found.append(f"{column} is {value} where no limit was reached")
+    if name in EVIDENCE and EVIDENCE[name] not in result.note:
+        found.append(f"no evidence the fault took effect ({EVIDENCE[name]!r} not in the note)")
+    return found
 
 
 # Controls: the same fault with the old settle-on-PUBACK delivery, to show what the cell guards against.
@@ -167,7 +312,10 @@ CONTROLS: dict[str, tuple[Fault, dict[str, Any]]] = {
 async def run_cells(names: list[str]) -> list[Result]:
     results = []
     for name in names:
-        fault, options = CELLS.get(name) or CONTROLS[name]
+        if (reason := skipped(name)) is not None:
+            print(f"| {name} | skipped: {reason} |", flush=True)
+            continue
+        fault, options = CELLS.get(name) or LONG_CELLS.get(name) or CONTROLS[name]
         result = await run_cell(name, fault, **options)
         print(result.row(), f"<!-- {result.note} -->", flush=True)
         results.append(result)
@@ -175,14 +323,22 @@ async def run_cells(names: list[str]) -> list[Result]:
 
 
 def main(argv: list[str]) -> int:
-    names = argv or list(CELLS) + list(CONTROLS)
-    unknown = [n for n in names if n not in CELLS and n not in CONTROLS]
+    known = {**CELLS, **LONG_CELLS, **CONTROLS}
+    names = argv or list(known)
+    unknown = [n for n in names if n not in known]
     if unknown:
         print(f"unknown cells {unknown}; known: {', '.join(CELLS)}", file=sys.stderr)
         return 2
     print(HEADER, flush=True)
     results = asyncio.run(run_cells(names))
-    return 0 if all(r.ok for r, n in zip(results, names, strict=True) if n in CELLS) else 1
+    failed = False
+    for result in results:
+        if result.cell in CONTROLS:
+            continue
+        for problem in problems(result.cell, result):
+            failed = True
+            print(f"{result.cell}: {problem}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
