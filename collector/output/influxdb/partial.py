@@ -105,6 +105,14 @@ def partial_answer(lines: list[str], error: str) -> Answer | None:
     return Answer(sorted(named), exact=len(named) == len(lines) == dropped)
 
 
+def readings_in(line: str) -> int:
+    """Readings a line of ours holds: its fields not ending in `_q` (a value or an `_err` each;
+    qualities and time flags end in `_q`: docs/data-model.md). A line that cannot be read
+    counts as one."""
+    fields = _field_types(line)
+    return sum(not key.endswith("_q") for key in fields) if fields else 1
+
+
 def _measurement(line: str) -> str:
     """The measurement of a line, unescaped."""
     out: list[str] = []
