@@ -18,10 +18,11 @@
  *   flat:      the message's `r` list: alias, dt, value, alias, dt, value, ...
  *   base:      the message's base time (ms); reading k's time is base + dt[0] + ... + dt[k]
  *   table:     (entries, series count, slot count); entries is a list indexed by alias: None or
- *              (prefix: bytes, kind: int, decimals: int, nil: bytes, series: int, cut: int, slot: int)
- *              prefix is `series field=`, nil is the whole `series field_err="nil"`, cut the
- *              bytes of `series ` (a reading after the first in a line writes `,` and what follows);
- *              series and slot number the series and the (series, field) pairs of the birth
+ *              (prefix: bytes, nil: bytes, meta: bytes); prefix is `series field=`, nil is the
+ *              whole `series field_err="nil"`, meta five native int32s (read without a call):
+ *              kind, decimals, series, cut, slot. cut is the bytes of `series ` (a reading after
+ *              the first in a line writes `,` and what follows); series and slot number the
+ *              series and the (series, field) pairs of the birth
  *              kind 0: float metric (an int as is, a float as repr)
  *              kind 1: integer metric (an int with `i`)
  *              kind 2: scaled float metric (an int n as `ne-<decimals>`, a float as repr)
@@ -32,6 +33,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 typedef struct {
@@ -128,14 +130,23 @@ enum { DONE = 0, DECLINE = 1, FAILED = -1 };
 #define MAX_TIME_MS 9223372036854LL
 /* Series and slots of one birth: at most one per alias, and aliases are below 65,536 here. */
 #define MAX_COUNT 65536
+/* Working space on the stack up to these sizes (about 20 KB), on the heap beyond. */
+#define STACK_READINGS 256
+#define STACK_COUNT 512
 
-/* One reading of the table, read once in the grouping pass. */
+/* One reading, as the grouping pass read it from the table (checked there once). */
 typedef struct {
-    PyObject *entry;   /* borrowed: the table's tuple */
+    PyObject *prefix;  /* borrowed: `series field=` */
+    PyObject *nil;     /* borrowed: `series field_err="nil"` */
     PyObject *text;    /* borrowed: the override's str, or NULL */
     Py_ssize_t next;   /* the next reading of its line, or -1 */
-    Py_ssize_t cut;    /* bytes of the series (with its space) at the start of a piece */
+    int32_t cut;       /* bytes of the series (with its space) at the start of a piece */
+    int32_t kind;
+    int32_t decimals;
 } Slot;
+
+/* An entry's numbers (`meta`, native int32s): kind, decimals, series, cut, slot. */
+enum { META_KIND, META_DECIMALS, META_SERIES, META_CUT, META_SLOT, META_COUNT };
 
 /* An exact int of a table entry, without running Python code (__index__): -1 if not one. */
 static Py_ssize_t
@@ -154,12 +165,12 @@ entry_int(PyObject *entry, Py_ssize_t at)
 
 /* Reading i's part of a line: the whole piece at the head of a line, else `,` and what
  * follows its series. Returns DONE, DECLINE or FAILED. */
-static int
+static inline int
 put_reading(Buffer *buf, PyObject *flat, Py_ssize_t i, const Slot *slot, int head)
 {
-    PyObject *entry = slot->entry;
     PyObject *value = PyList_GET_ITEM(flat, 3 * i + 2);
     Py_ssize_t cut = head ? 0 : slot->cut;
+    int kind = slot->kind;
     if (slot->text != NULL) {
         Py_ssize_t size;
         const char *utf8 = PyUnicode_Check(slot->text) ? PyUnicode_AsUTF8AndSize(slot->text, &size) : NULL;
@@ -176,32 +187,22 @@ put_reading(Buffer *buf, PyObject *flat, Py_ssize_t i, const Slot *slot, int hea
         put(buf, utf8 + cut, size - cut);
         return DONE;
     }
-    PyObject *prefix = PyTuple_GET_ITEM(entry, 0);
-    PyObject *nil = PyTuple_GET_ITEM(entry, 3);
-    Py_ssize_t kind = entry_int(entry, 1);
-    if (!PyBytes_CheckExact(prefix) || !PyBytes_CheckExact(nil) || kind < FLOAT || kind > OTHER ||
-        PyBytes_GET_SIZE(prefix) < slot->cut || PyBytes_GET_SIZE(nil) < slot->cut) {
-        return DECLINE;
-    }
     if (value == Py_None) {
-        if (buffer_reserve(buf, PyBytes_GET_SIZE(nil) + NUMBER_ROOM) < 0) {
+        if (buffer_reserve(buf, PyBytes_GET_SIZE(slot->nil) + NUMBER_ROOM) < 0) {
             return FAILED;
         }
         if (!head) {
             buf->data[buf->len++] = ',';
         }
-        put(buf, PyBytes_AS_STRING(nil) + cut, PyBytes_GET_SIZE(nil) - cut);
+        put(buf, PyBytes_AS_STRING(slot->nil) + cut, PyBytes_GET_SIZE(slot->nil) - cut);
         return DONE;
     }
-    int overflow = 0;
+    PyObject *prefix = slot->prefix;
     if (PyLong_CheckExact(value) && kind != OTHER) {
+        int overflow = 0;
         long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
         if (overflow || (v == -1 && PyErr_Occurred())) {
             PyErr_Clear();
-            return DECLINE;
-        }
-        Py_ssize_t decimals = kind == SCALED ? entry_int(entry, 2) : 0;
-        if (kind == SCALED && decimals <= 0) {
             return DECLINE;
         }
         if (buffer_reserve(buf, PyBytes_GET_SIZE(prefix) + NUMBER_ROOM) < 0) {
@@ -217,7 +218,7 @@ put_reading(Buffer *buf, PyObject *flat, Py_ssize_t i, const Slot *slot, int hea
         }
         else if (kind == SCALED) {
             put(buf, "e-", 2);
-            put_int(buf, decimals);
+            put_int(buf, slot->decimals);
         }
         return DONE;
     }
@@ -252,17 +253,30 @@ format_message(PyObject *flat, long long now, PyObject *table, Py_ssize_t series
     Py_ssize_t n = PyList_GET_SIZE(flat) / 3;
     Py_ssize_t entries = PyList_GET_SIZE(table);
     Py_ssize_t override_count = overrides == Py_None ? 0 : PyList_GET_SIZE(overrides);
-    /* per reading: its Slot; per line (from 1): first and last reading; per series and slot: a line */
-    Slot *slots = PyMem_Calloc((size_t)n, sizeof(Slot));
-    Py_ssize_t *numbers = PyMem_Calloc((size_t)(2 * (n + 1) + series_count + slot_count), sizeof(Py_ssize_t));
+    /* per reading: its Slot; per line (from 1): first and last reading; per series and slot: a line.
+     * On the stack for messages of the usual size (tens of readings, a birth's few hundred series). */
+    Slot slots_here[STACK_READINGS];
+    Py_ssize_t numbers_here[2 * (STACK_READINGS + 1) + 2 * STACK_COUNT];
+    size_t numbers_size = (size_t)(2 * (n + 1) + series_count + slot_count);
+    Slot *slots = n <= STACK_READINGS ? slots_here : PyMem_Malloc((size_t)n * sizeof(Slot));
+    Py_ssize_t *numbers = numbers_size <= sizeof(numbers_here) / sizeof(numbers_here[0])
+                          ? numbers_here : PyMem_Malloc(numbers_size * sizeof(Py_ssize_t));
     if (slots == NULL || numbers == NULL) {
-        PyMem_Free(slots);
-        PyMem_Free(numbers);
+        if (slots != slots_here) {
+            PyMem_Free(slots);
+        }
+        if (numbers != numbers_here) {
+            PyMem_Free(numbers);
+        }
         PyErr_NoMemory();
         return FAILED;
     }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        slots[k].text = NULL;
+    }
     Py_ssize_t *first = numbers, *last = numbers + n + 1;
     Py_ssize_t *series_line = numbers + 2 * (n + 1), *slot_line = series_line + series_count;
+    memset(series_line, 0, (size_t)(series_count + slot_count) * sizeof(Py_ssize_t));
     int status = DONE;
     Py_ssize_t previous = -1;
     for (Py_ssize_t k = 0; k < override_count && status == DONE; k++) {
@@ -284,6 +298,8 @@ format_message(PyObject *flat, long long now, PyObject *table, Py_ssize_t series
     }
 
     Py_ssize_t lines = 0;
+    long long next_dt = 0;
+    int have_next = 0;
     char time_text[24];
     Py_ssize_t i = 0;
     while (i < n && status == DONE) {
@@ -291,21 +307,27 @@ format_message(PyObject *flat, long long now, PyObject *table, Py_ssize_t series
         Py_ssize_t j = i;
         for (; j < n; j++) { /* the run: reading i and those after it with dt = 0 */
             PyObject *alias_obj = PyList_GET_ITEM(flat, 3 * j);
-            PyObject *dt_obj = PyList_GET_ITEM(flat, 3 * j + 1);
-            if (!PyLong_CheckExact(alias_obj) || !PyLong_CheckExact(dt_obj)) {
-                status = DECLINE;
-                break;
-            }
             int overflow = 0;
-            long long dt = PyLong_AsLongLongAndOverflow(dt_obj, &overflow);
-            if (overflow || (dt == -1 && PyErr_Occurred())) {
-                PyErr_Clear();
-                status = DECLINE;
-                break;
+            long long dt = next_dt;
+            if (j > i || !have_next) { /* (the dt that ended the last run is read already) */
+                PyObject *dt_obj = PyList_GET_ITEM(flat, 3 * j + 1);
+                if (!PyLong_CheckExact(alias_obj) || !PyLong_CheckExact(dt_obj)) {
+                    status = DECLINE;
+                    break;
+                }
+                dt = PyLong_AsLongLongAndOverflow(dt_obj, &overflow);
+                if (overflow || (dt == -1 && PyErr_Occurred())) {
+                    PyErr_Clear();
+                    status = DECLINE;
+                    break;
+                }
+                if (j > i && dt != 0) {
+                    next_dt = dt; /* the next run starts here */
+                    have_next = 1;
+                    break;
+                }
             }
-            if (j > i && dt != 0) {
-                break; /* the next run starts here */
-            }
+            have_next = 0;
             if (__builtin_add_overflow(now, dt, &now) || now > MAX_TIME_MS || now < -MAX_TIME_MS) {
                 status = DECLINE; /* Python names the reading (roadpulse.wire.types.MAX_TIME_MS) */
                 break;
@@ -317,16 +339,31 @@ format_message(PyObject *flat, long long now, PyObject *table, Py_ssize_t series
                 break;
             }
             PyObject *entry = PyList_GET_ITEM(table, alias);
-            if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 7) {
+            if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 3) {
                 status = DECLINE; /* None: an alias this birth does not define */
                 break;
             }
-            Py_ssize_t series = entry_int(entry, 4), cut = entry_int(entry, 5), slot = entry_int(entry, 6);
-            if (series < 0 || series >= series_count || cut < 0 || slot < 0 || slot >= slot_count) {
+            PyObject *prefix = PyTuple_GET_ITEM(entry, 0), *nil = PyTuple_GET_ITEM(entry, 1);
+            PyObject *meta_obj = PyTuple_GET_ITEM(entry, 2);
+            if (!PyBytes_CheckExact(prefix) || !PyBytes_CheckExact(nil) || !PyBytes_CheckExact(meta_obj) ||
+                PyBytes_GET_SIZE(meta_obj) != (Py_ssize_t)sizeof(int32_t[META_COUNT])) {
                 status = DECLINE;
                 break;
             }
-            slots[j].entry = entry;
+            int32_t meta[META_COUNT];
+            memcpy(meta, PyBytes_AS_STRING(meta_obj), sizeof(meta));
+            int32_t series = meta[META_SERIES], slot = meta[META_SLOT], cut = meta[META_CUT];
+            if (meta[META_KIND] < FLOAT || meta[META_KIND] > OTHER ||
+                (meta[META_KIND] == SCALED && meta[META_DECIMALS] <= 0) ||
+                series < 0 || series >= series_count || slot < 0 || slot >= slot_count || cut < 0 ||
+                cut > PyBytes_GET_SIZE(prefix) || cut > PyBytes_GET_SIZE(nil)) {
+                status = DECLINE;
+                break;
+            }
+            slots[j].prefix = prefix;
+            slots[j].nil = nil;
+            slots[j].kind = meta[META_KIND];
+            slots[j].decimals = meta[META_DECIMALS];
             slots[j].cut = cut;
             slots[j].next = -1;
             Py_ssize_t line = series_line[series];
@@ -365,8 +402,12 @@ format_message(PyObject *flat, long long now, PyObject *table, Py_ssize_t series
     if (status == DONE && buf->len > 0) {
         buf->len--; /* the last newline */
     }
-    PyMem_Free(slots);
-    PyMem_Free(numbers);
+    if (slots != slots_here) {
+        PyMem_Free(slots);
+    }
+    if (numbers != numbers_here) {
+        PyMem_Free(numbers);
+    }
     return status;
 }
 

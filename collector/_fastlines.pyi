@@ -3,6 +3,6 @@ from typing import Any
 def lines(
     flat: list[Any],
     base: int,
-    table: tuple[list[tuple[bytes, int, int, bytes, int, int, int] | None], int, int],
+    table: tuple[list[tuple[bytes, bytes, bytes] | None], int, int],
     overrides: list[tuple[int, str]] | None,
 ) -> str | None: ...

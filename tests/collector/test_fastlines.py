@@ -8,6 +8,7 @@ does, and declines exactly where Python must decide.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import pytest
@@ -221,27 +222,41 @@ def test_empty_message_and_unicode_names() -> None:
     assert text == f'air,device=tunnel-ö,gateway=gw-1,zone=süd co_ppm=12e-1,no₂_err="ä" {BASE}'
 
 
-def test_a_table_with_odd_kinds_is_declined_without_running_python() -> None:
-    """Only exact ints are read from the table: anything else could run Python code (__index__)
-    while the loop holds borrowed items."""
+def _entry(kind: int = 0, decimals: int = 0, series: int = 0, cut: int = 2, slot: int = 0) -> Any:
+    return (b"s p=", b"s n", struct.pack("=5i", kind, decimals, series, cut, slot))
 
+
+@pytest.mark.parametrize(
+    ("table", "why"),
+    [
+        (([(b"s p=", b"s n", b"\0" * 19)], 1, 1), "meta of the wrong size"),
+        (([(b"s p=", b"s n", bytearray(20))], 1, 1), "meta not bytes"),
+        (([("s p=", b"s n", bytes(20))], 1, 1), "a prefix not bytes"),
+        (([(b"s p=", b"s n", bytes(20), 1)], 1, 1), "an entry of four"),
+        (([_entry(kind=4)], 1, 1), "a kind beyond"),
+        (([_entry(kind=-1)], 1, 1), "a negative kind"),
+        (([_entry(kind=2, decimals=0)], 1, 1), "a scaled metric without decimals"),
+        (([_entry(series=1)], 1, 1), "a series beyond the count"),
+        (([_entry(slot=1)], 1, 1), "a slot beyond the count"),
+        (([_entry(slot=-1)], 1, 1), "a negative slot"),
+        (([_entry(cut=5)], 1, 1), "a cut beyond the prefix"),
+        (([_entry()], -1, 1), "a negative count"),
+        (([_entry()], 2**40, 1), "a count beyond any birth"),
+    ],
+)
+def test_a_malformed_table_is_declined(table: Any, why: str) -> None:
+    """The table's numbers are bytes, read without running Python code (no __index__), and
+    every one is checked before use."""
+    assert fastlines.lines([0, 0, 1], BASE, table, None) is None, why
+
+
+def test_a_table_of_counts_that_are_not_ints_is_declined_without_running_python() -> None:
     class Index:
         def __index__(self) -> int:
             raise AssertionError("the C loop ran Python code")
 
-    def table(*entry: Any) -> Any:
-        return ([entry], 1, 1)
-
-    assert fastlines.lines([0, 0, 1], BASE, table(b"s p=", Index(), 0, b"s n", 0, 2, 0), None) is None
-    assert fastlines.lines([0, 0, 1], BASE, table(b"s p=", 2, Index(), b"s n", 0, 2, 0), None) is None
-    for at in (4, 5, 6):
-        entry: list[Any] = [b"s p=", 0, 0, b"s n", 0, 2, 0]
-        entry[at] = Index()
-        assert fastlines.lines([0, 0, 1], BASE, table(*entry), None) is None
-    assert fastlines.lines([0, 0, 1], BASE, ([(b"s p=", 0, 0, b"s n", 0, 2, 0)], Index(), 1), None) is None
-    assert fastlines.lines([0, 0, 1], BASE, table(b"s p=", 0, 0, b"s n", 1, 2, 0), None) is None, "series beyond"
-    assert fastlines.lines([0, 0, 1], BASE, table(b"s p=", 0, 0, b"s n", 0, 2, 1), None) is None, "slot beyond"
-    assert fastlines.lines([0, 0, 1], BASE, table(b"s p=", 0, 0, b"s n", 0, 2, 0), None) == f"s p=1 {BASE}"
+    assert fastlines.lines([0, 0, 1], BASE, ([_entry()], Index(), 1), None) is None
+    assert fastlines.lines([0, 0, 1], BASE, ([_entry()], 1, 1), None) == f"s p=1 {BASE}"
 
 
 def test_wrong_argument_types_are_type_errors() -> None:

@@ -10,6 +10,7 @@ the per-message step (format.py, and the C loop) only ever joins checked text an
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from collector.output.influxdb.lineproto import FLOAT, INTEGER, strict_field_key, strict_series_key
@@ -79,9 +80,11 @@ class Forms:
     nil: dict[int, str]
 
 
-# The C loop's table: per alias (prefix, kind, decimals, nil, series, series length in UTF-8
-# bytes, slot) or None; with the numbers of series and of slots in the birth.
-NativeEntry = tuple[bytes, int, int, bytes, int, int, int]
+# The C loop's table: per alias (prefix, nil, meta) or None, meta the native int32s kind,
+# decimals, series, series length in UTF-8 bytes, slot (read in C without a call); with the
+# numbers of series and of slots in the birth.
+NativeEntry = tuple[bytes, bytes, bytes]
+_META = struct.Struct("=5i")
 NativeTable = tuple[list[NativeEntry | None], int, int]
 
 
@@ -124,8 +127,8 @@ def native_table(table: AliasTable) -> NativeTable | None:
     series_count = slot_count = 0
     for alias, (prefix, kind, series, key, decimals, number, slot) in table.items():
         code = _NATIVE_SCALED if kind == FLOAT and decimals else _NATIVE_KIND.get(kind, _NATIVE_OTHER)
-        out[alias] = (prefix.encode(), code, decimals, f'{series}{key}_err="nil"'.encode(), number,
-                      len(series.encode()), slot)
+        out[alias] = (prefix.encode(), f'{series}{key}_err="nil"'.encode(),
+                      _META.pack(code, decimals, number, len(series.encode()), slot))
         series_count = max(series_count, number + 1)
         slot_count = max(slot_count, slot + 1)
     return out, series_count, slot_count

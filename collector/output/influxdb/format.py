@@ -7,8 +7,8 @@ and never decides validity differently in C (collector/_fastlines.c declines, Py
 
 from __future__ import annotations
 
-from itertools import accumulate, compress, repeat
-from operator import is_, is_not
+from itertools import accumulate, compress, islice, pairwise, repeat
+from operator import add, is_, is_not, mul, ne, truth
 from types import NoneType
 from typing import Any
 
@@ -111,14 +111,14 @@ def data_lines(
     times = list(accumulate(dts))
     if min(times) < -MAX_TIME_MS or max(times) > MAX_TIME_MS:  # the careful path names the reading
         return _careful_lines(flat, base, qualities, flags, table)
-    series = list(map(compiled.series.get, aliases))
-    if None in series:  # an unknown alias: the careful path parks or refuses the message
-        return _careful_lines(flat, base, qualities, flags, table)
+    # Every reading its own time (no dt of 0 after the first): no line holds two readings.
+    alone = dts.count(0) == (dts[0] == 0)
     head, tail = compiled.head, compiled.tail
     heads: list[str | None] = list(map(head.pieces.get, aliases))
-    tails: list[str | None] = list(map(tail.pieces.get, aliases))
+    # (alone: no tails needed; the one list, and each head is set after its tail below)
+    tails: list[str | None] = heads if alone else list(map(tail.pieces.get, aliases))
     args: list[Any] = values
-    careful: dict[int, str] = {}  # index -> its line, made the careful way (no argument)
+    careful: set[int] = set()  # readings whose line is made the careful way (in the format, no argument)
     bad_values = 0
     if types != expected or qualities:
         odd = set(compress(range(n), map(is_not, types, expected)))
@@ -133,26 +133,66 @@ def data_lines(
                 if kind is float and expected[index] is int:
                     plain = head.floats.get(alias)
                     if plain is not None:  # a float for a scaled metric: taken as is
-                        heads[index], tails[index] = plain, tail.floats[alias]
+                        tails[index], heads[index] = tail.floats[alias], plain
                         continue
-            if kind is NoneType:
-                heads[index], tails[index] = head.nil[alias], tail.nil[alias]
+            nil = head.nil.get(alias) if kind is NoneType else None
+            if nil is not None:
+                tails[index], heads[index] = tail.nil[alias], nil
                 args[index] = _nil_reason(qualities.get(index))
                 continue
-            line, bad = _careful_line(flat, index, qualities=qualities, table=table)
-            careful[index] = line
-            heads[index] = line.replace("%", "%%")
+            line, bad = _careful_line(flat, index, qualities=qualities, table=table)  # or raises
+            careful.add(index)
             tails[index] = "," + line[len(table[alias][2]):].replace("%", "%%")
+            heads[index] = line.replace("%", "%%")
             bad_values += bad
-    groups = line_groups(dts, series, list(map(compiled.slot.get, aliases)))  # type: ignore[arg-type]
+    if careful:
+        args = [arg for k, arg in enumerate(args) if k not in careful]
+    if alone:
+        return _one_per_line(heads, args, times, careful), bad_values
+    series: list[int] = list(map(compiled.series.get, aliases))  # type: ignore[arg-type]
+    slots: list[int] = list(map(compiled.slot.get, aliases))  # type: ignore[arg-type]
+    # Each reading's (run, series) and (run, slot) as ints (no tuple per reading); a reading
+    # starts a line, if each line is a stretch of one series at one time, where the first changes.
+    width = len(compiled.slot)  # more than any series or slot number
+    runs = list(accumulate([1, *map(truth, islice(dts, 1, None))]))
+    keys = list(map(add, map(mul, runs, repeat(width)), series))
+    starts = [True, *map(ne, islice(keys, 1, None), keys)]
+    heads_at = list(compress(range(n), starts))
+    # No series twice in a run (then each series has one stretch in it), no slot twice in a run.
+    if len(set(compress(keys, starts))) == len(heads_at) and \
+            len(set(map(add, map(mul, runs, repeat(width)), slots))) == n:
+        # The usual case, and what line_groups gives for it: no series comes back in a run (a
+        # poll's readings of a series are next to each other) and no field twice in a stretch.
+        if len(heads_at) == n:
+            return _one_per_line(heads, args, times, careful), bad_values
+        text = "\n".join([
+            heads[start] + "".join(tails[start + 1 : end]) + f" {times[start]}"  # type: ignore[arg-type,operator]
+            for start, end in pairwise([*heads_at, n])
+        ])
+        return text % tuple(args), bad_values
+    groups = line_groups(dts, series, slots)
     text = "\n".join([
         heads[group[0]] + "".join([tails[k] for k in group[1:]]) + f" {times[group[0]]}"  # type: ignore[operator,misc]
         for group in groups
     ])
-    if len(groups) == n and not careful:
-        return text % tuple(args), bad_values
-    order = [k for group in groups for k in group if k not in careful]
-    return text % tuple([args[k] for k in order]), bad_values
+    if careful:  # the arguments of the others, in the order of the lines
+        kept = [k for k in range(n) if k not in careful]
+        where = dict(zip(kept, args, strict=True))
+        return text % tuple([where[k] for group in groups for k in group if k in where]), bad_values
+    return text % tuple([args[k] for group in groups for k in group]), bad_values
+
+
+def _one_per_line(heads: list[str | None], args: list[Any], times: list[int], careful: set[int]) -> str:
+    """Each reading its own line: the value and the time as the arguments of one `%`."""
+    form = " %d\n".join(heads) + " %d"  # type: ignore[arg-type]
+    if not careful:
+        timed: list[Any] = [None] * (2 * len(heads))
+        timed[0::2] = args
+        timed[1::2] = times
+        return form % tuple(timed)
+    values = iter(args)  # (a careful reading's line is in the form already: a time, no value)
+    return form % tuple([x for k, time in enumerate(times) for x in
+                         ((time,) if k in careful else (next(values), time))])
 
 
 def _native_lines(
