@@ -1,5 +1,6 @@
-"""Hostile births and data (issue 16): one reading gives exactly one point in its own gateway's
-series, or the message is a dead letter with a reason; no message leaves its ack unsettled."""
+"""Hostile births and data (issue 16): one reading gives exactly one field (its value or `_err`)
+of a point in its own gateway's series, or the message is a dead letter with a reason; no
+message leaves its ack unsettled."""
 
 from __future__ import annotations
 
