@@ -88,6 +88,7 @@ def test_error_text_of_odd_bodies() -> None:
     ("line", "readings"),
     [
         ("m,t=a x=1.5 5", 1),
+        ("m,t=a x=1i,y=2.5,tf_q=4i 5", 2),  # no strings, no escapes: the quick way
         ('m,t=a x=1.5,x_q="bad:a,b=c",y_err="q\\" z=1,w=2" 5', 2),  # commas, spaces, quotes in strings
         ('m,t=a\\ b,u=x\\,y=1 x=1i,y=2.5,y_q="uncertain:stale",tf_q=4i 5', 2),  # escapes in the series
         ('m,t=a x_err="nil",y=1,z=true,s="x\\\\" 5', 4),  # a string ending in an escaped backslash
