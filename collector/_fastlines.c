@@ -163,6 +163,20 @@ entry_int(PyObject *entry, Py_ssize_t at)
     return v;
 }
 
+/* `s` from byte `cut` on, after a `,` unless it starts the line; room for a number and a time after it. */
+static inline int
+put_part(Buffer *buf, const char *s, Py_ssize_t size, Py_ssize_t cut, int head)
+{
+    if (buffer_reserve(buf, size + NUMBER_ROOM) < 0) {
+        return FAILED;
+    }
+    if (!head) {
+        buf->data[buf->len++] = ',';
+    }
+    put(buf, s + cut, size - cut);
+    return DONE;
+}
+
 /* Reading i's part of a line: the whole piece at the head of a line, else `,` and what
  * follows its series. Returns DONE, DECLINE or FAILED. */
 static inline int
@@ -178,26 +192,13 @@ put_reading(Buffer *buf, PyObject *flat, Py_ssize_t i, const Slot *slot, int hea
             PyErr_Clear();
             return DECLINE;
         }
-        if (buffer_reserve(buf, size + NUMBER_ROOM) < 0) {
-            return FAILED;
-        }
-        if (!head) {
-            buf->data[buf->len++] = ',';
-        }
-        put(buf, utf8 + cut, size - cut);
-        return DONE;
+        return put_part(buf, utf8, size, cut, head);
     }
     if (value == Py_None) {
-        if (buffer_reserve(buf, PyBytes_GET_SIZE(slot->nil) + NUMBER_ROOM) < 0) {
-            return FAILED;
-        }
-        if (!head) {
-            buf->data[buf->len++] = ',';
-        }
-        put(buf, PyBytes_AS_STRING(slot->nil) + cut, PyBytes_GET_SIZE(slot->nil) - cut);
-        return DONE;
+        return put_part(buf, PyBytes_AS_STRING(slot->nil), PyBytes_GET_SIZE(slot->nil), cut, head);
     }
-    PyObject *prefix = slot->prefix;
+    const char *prefix = PyBytes_AS_STRING(slot->prefix);
+    Py_ssize_t prefix_size = PyBytes_GET_SIZE(slot->prefix);
     if (PyLong_CheckExact(value) && kind != OTHER) {
         int overflow = 0;
         long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
@@ -205,13 +206,9 @@ put_reading(Buffer *buf, PyObject *flat, Py_ssize_t i, const Slot *slot, int hea
             PyErr_Clear();
             return DECLINE;
         }
-        if (buffer_reserve(buf, PyBytes_GET_SIZE(prefix) + NUMBER_ROOM) < 0) {
+        if (put_part(buf, prefix, prefix_size, cut, head) < 0) {
             return FAILED;
         }
-        if (!head) {
-            buf->data[buf->len++] = ',';
-        }
-        put(buf, PyBytes_AS_STRING(prefix) + cut, PyBytes_GET_SIZE(prefix) - cut);
         put_int(buf, v);
         if (kind == INTEGER) {
             buf->data[buf->len++] = 'i';
@@ -227,14 +224,8 @@ put_reading(Buffer *buf, PyObject *flat, Py_ssize_t i, const Slot *slot, int hea
         if (!isfinite(x)) {
             return DECLINE;
         }
-        if (buffer_reserve(buf, PyBytes_GET_SIZE(prefix) + NUMBER_ROOM) < 0) {
-            return FAILED;
-        }
-        if (!head) {
-            buf->data[buf->len++] = ',';
-        }
-        put(buf, PyBytes_AS_STRING(prefix) + cut, PyBytes_GET_SIZE(prefix) - cut);
-        if (put_float(buf, x) < 0 || buffer_reserve(buf, NUMBER_ROOM) < 0) {
+        if (put_part(buf, prefix, prefix_size, cut, head) < 0 || put_float(buf, x) < 0 ||
+            buffer_reserve(buf, NUMBER_ROOM) < 0) {
             return FAILED;
         }
         return DONE;
