@@ -23,8 +23,11 @@ With --against REV, each repetition also runs the collector of commit REV (a `gi
 of it, its C loop built in place) on the same services' kind and traffic, alternating with
 this tree's, so a regression shows as a ratio between the two measured in one run.
 
-Usage: bench/collector_cpu.py [--messages 4000] [--per-message 50] [--per-poll 1] [--decimals 1] [--repeat 5]
-                              [--against HEAD~1]
+Usage: bench/collector_cpu.py [--messages 4000] [--per-message 50] [--per-poll 1] [--per-series 1]
+                              [--decimals 1] [--repeat 5] [--against HEAD~1]
+
+`--per-poll 25 --per-series 5` is traffic shaped like polls (five fields of a lane at one time,
+one line each since data model v2); the defaults are the worst case (every reading its own line).
 """
 
 from __future__ import annotations
@@ -199,7 +202,8 @@ def one_run(args: argparse.Namespace, root: Path = ROOT) -> tuple[Phase, Phase, 
             http_port = free_port()
             config = write_config(work, broker.url, influx.url, http_port,
                                   receive_maximum=args.receive_maximum, use_gzip=not args.no_gzip)
-            birth = make_birth("gw-bench", boot_id(), metrics=50, decimals=args.decimals)
+            birth = make_birth("gw-bench", boot_id(), metrics=50, decimals=args.decimals,
+                               per_series=args.per_series)
             decimals = {m.alias: m.decimals for m in birth.metrics if m.decimals is not None}
             publisher = Publisher(broker.url, client_id="bench-publisher")
             publisher.birth(birth)
@@ -275,6 +279,9 @@ def main() -> int:
     parser.add_argument("--receive-maximum", type=int, default=1000)
     parser.add_argument("--per-poll", type=int, default=1,
                         help="readings sharing one timestamp (1 = worst case: every reading its own time)")
+    parser.add_argument("--per-series", type=int, default=1,
+                        help="metrics per series (fields of one lane: one line per poll with --per-poll >= it); "
+                             "1 = every metric its own series")
     parser.add_argument("--no-gzip", action="store_true", help="plain bodies (a collector next to InfluxDB)")
     parser.add_argument("--decimals", type=int, default=None,
                         help="declare the float metrics (speeds, 1 decimal) scaled, so they travel as ints "
@@ -289,7 +296,7 @@ def main() -> int:
     total = args.messages * args.per_message
     floats = f"scaled, {args.decimals} decimals" if args.decimals is not None else "plain"
     print(f"readings per phase: {total} ({args.messages} messages x {args.per_message}), "
-          f"{args.per_poll} per timestamp, gzip {'off' if args.no_gzip else 'on'}, "
+          f"{args.per_poll} per timestamp, {args.per_series} per series, gzip {'off' if args.no_gzip else 'on'}, "
           f"float metrics {floats}, "
           f"receive maximum {args.receive_maximum}, {args.repeat} run(s), "
           f"per-reading loop in {'C' if NATIVE else 'Python (collector._fastlines not built)'}", flush=True)
@@ -319,6 +326,7 @@ def compare(args: argparse.Namespace, other: Path) -> int:
     phases: dict[tuple[str, str], list[Phase]] = {}
     lost = False
     print(f"comparing this tree with {args.against}: {args.messages} messages x {args.per_message} per phase, "
+          f"{args.per_poll} per timestamp, {args.per_series} per series, "
           f"{args.repeat} run(s) each, alternating", flush=True)
     for run in range(args.repeat):
         for name, root in (trees.items() if run % 2 == 0 else reversed(trees.items())):

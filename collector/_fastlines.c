@@ -11,21 +11,29 @@
  * 64 bits). So this file never decides validity: it can only be faster, never different.
  * tests/collector/test_fastlines.py holds the two paths to the same text on generated input.
  *
+ * Readings of one series at one time share a line (docs/data-model.md): the grouping is that
+ * of format.py's `line_groups`, which the Python path and the tests use.
+ *
  * lines(flat, base, table, overrides) -> str | None
  *   flat:      the message's `r` list: alias, dt, value, alias, dt, value, ...
  *   base:      the message's base time (ms); reading k's time is base + dt[0] + ... + dt[k]
- *   table:     list indexed by alias: None or (prefix: bytes, kind: int, decimals: int, nil: bytes)
- *              prefix is `series field=`, nil is the whole `series field_err="nil"`
+ *   table:     (entries, series count, slot count); entries is a list indexed by alias: None or
+ *              (prefix: bytes, nil: bytes, meta: bytes); prefix is `series field=`, nil is the
+ *              whole `series field_err="nil"`, meta five native int32s (read without a call):
+ *              kind, decimals, series, cut, slot. cut is the bytes of `series ` (a reading after
+ *              the first in a line writes `,` and what follows); series and slot number the
+ *              series and the (series, field) pairs of the birth
  *              kind 0: float metric (an int as is, a float as repr)
  *              kind 1: integer metric (an int with `i`)
  *              kind 2: scaled float metric (an int n as `ne-<decimals>`, a float as repr)
  *              kind 3: anything else (only nil values are handled here)
  *   overrides: None or a list of (index, text) sorted by index: the line of reading `index`
- *              up to its time, made by the caller (readings with a quality entry)
+ *              alone up to its time, made by the caller (readings with a quality entry)
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 typedef struct {
@@ -120,149 +128,278 @@ enum { DONE = 0, DECLINE = 1, FAILED = -1 };
 #define NUMBER_ROOM 80
 /* Times InfluxDB can hold, in ms (int64 nanoseconds): as roadpulse.wire.types.MAX_TIME_MS. */
 #define MAX_TIME_MS 9223372036854LL
+/* Series and slots of one birth: at most one per alias, and aliases are below 65,536 here. */
+#define MAX_COUNT 65536
+/* Working space on the stack up to these sizes (about 20 KB), on the heap beyond. */
+#define STACK_READINGS 256
+#define STACK_COUNT 512
 
+/* One reading, as the grouping pass read it from the table (checked there once). */
+typedef struct {
+    PyObject *prefix;  /* borrowed: `series field=` */
+    PyObject *nil;     /* borrowed: `series field_err="nil"` */
+    PyObject *text;    /* borrowed: the override's str, or NULL */
+    Py_ssize_t next;   /* the next reading of its line, or -1 */
+    int32_t cut;       /* bytes of the series (with its space) at the start of a piece */
+    int32_t kind;
+    int32_t decimals;
+} Slot;
+
+/* An entry's numbers (`meta`, native int32s): kind, decimals, series, cut, slot. */
+enum { META_KIND, META_DECIMALS, META_SERIES, META_CUT, META_SLOT, META_COUNT };
+
+/* An exact int of a table entry, without running Python code (__index__): -1 if not one. */
+static Py_ssize_t
+entry_int(PyObject *entry, Py_ssize_t at)
+{
+    PyObject *obj = PyTuple_GET_ITEM(entry, at);
+    if (!PyLong_CheckExact(obj)) {
+        return -1;
+    }
+    Py_ssize_t v = PyLong_AsSsize_t(obj);
+    if (v == -1) {
+        PyErr_Clear();
+    }
+    return v;
+}
+
+/* `s` from byte `cut` on, after a `,` unless it starts the line; room for a number and a time after it. */
+static inline int
+put_part(Buffer *buf, const char *s, Py_ssize_t size, Py_ssize_t cut, int head)
+{
+    if (buffer_reserve(buf, size + NUMBER_ROOM) < 0) {
+        return FAILED;
+    }
+    if (!head) {
+        buf->data[buf->len++] = ',';
+    }
+    put(buf, s + cut, size - cut);
+    return DONE;
+}
+
+/* Reading i's part of a line: the whole piece at the head of a line, else `,` and what
+ * follows its series. Returns DONE, DECLINE or FAILED. */
+static inline int
+put_reading(Buffer *buf, PyObject *flat, Py_ssize_t i, const Slot *slot, int head)
+{
+    PyObject *value = PyList_GET_ITEM(flat, 3 * i + 2);
+    Py_ssize_t cut = head ? 0 : slot->cut;
+    int kind = slot->kind;
+    if (slot->text != NULL) {
+        Py_ssize_t size;
+        const char *utf8 = PyUnicode_Check(slot->text) ? PyUnicode_AsUTF8AndSize(slot->text, &size) : NULL;
+        if (utf8 == NULL || size < slot->cut) {
+            PyErr_Clear();
+            return DECLINE;
+        }
+        return put_part(buf, utf8, size, cut, head);
+    }
+    if (value == Py_None) {
+        return put_part(buf, PyBytes_AS_STRING(slot->nil), PyBytes_GET_SIZE(slot->nil), cut, head);
+    }
+    const char *prefix = PyBytes_AS_STRING(slot->prefix);
+    Py_ssize_t prefix_size = PyBytes_GET_SIZE(slot->prefix);
+    if (PyLong_CheckExact(value) && kind != OTHER) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow || (v == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return DECLINE;
+        }
+        if (put_part(buf, prefix, prefix_size, cut, head) < 0) {
+            return FAILED;
+        }
+        put_int(buf, v);
+        if (kind == INTEGER) {
+            buf->data[buf->len++] = 'i';
+        }
+        else if (kind == SCALED) {
+            put(buf, "e-", 2);
+            put_int(buf, slot->decimals);
+        }
+        return DONE;
+    }
+    if (PyFloat_CheckExact(value) && (kind == FLOAT || kind == SCALED)) {
+        double x = PyFloat_AS_DOUBLE(value);
+        if (!isfinite(x)) {
+            return DECLINE;
+        }
+        if (put_part(buf, prefix, prefix_size, cut, head) < 0 || put_float(buf, x) < 0 ||
+            buffer_reserve(buf, NUMBER_ROOM) < 0) {
+            return FAILED;
+        }
+        return DONE;
+    }
+    return DECLINE; /* bool, str, a float for an integer metric, ...: Python decides */
+}
+
+/* The grouping of format.py's line_groups: in a run of one time, a reading joins the latest
+ * line of its series unless that line holds its slot already; then it starts a new line at
+ * the end of the run. Lines are numbered from 1 over the message, so `series_line` and
+ * `slot_line` never need clearing: a line of an earlier run is below the run's first. */
 static int
-format_message(PyObject *flat, long long now, PyObject *table, PyObject *overrides, Buffer *buf)
+format_message(PyObject *flat, long long now, PyObject *table, Py_ssize_t series_count,
+               Py_ssize_t slot_count, PyObject *overrides, Buffer *buf)
 {
     Py_ssize_t n = PyList_GET_SIZE(flat) / 3;
     Py_ssize_t entries = PyList_GET_SIZE(table);
-    Py_ssize_t next_override = -1, override_pos = 0, override_count = 0;
-    long long last_time = 0;
-    char last_time_text[24];
-    Py_ssize_t last_time_len = 0;
-    if (overrides != Py_None) {
-        override_count = PyList_GET_SIZE(overrides);
+    Py_ssize_t override_count = overrides == Py_None ? 0 : PyList_GET_SIZE(overrides);
+    /* per reading: its Slot; per line (from 1): first and last reading; per series and slot: a line.
+     * On the stack for messages of the usual size (tens of readings, a birth's few hundred series). */
+    Slot slots_here[STACK_READINGS];
+    Py_ssize_t numbers_here[2 * (STACK_READINGS + 1) + 2 * STACK_COUNT];
+    size_t numbers_size = (size_t)(2 * (n + 1) + series_count + slot_count);
+    Slot *slots = n <= STACK_READINGS ? slots_here : PyMem_Malloc((size_t)n * sizeof(Slot));
+    Py_ssize_t *numbers = numbers_size <= sizeof(numbers_here) / sizeof(numbers_here[0])
+                          ? numbers_here : PyMem_Malloc(numbers_size * sizeof(Py_ssize_t));
+    if (slots == NULL || numbers == NULL) {
+        if (slots != slots_here) {
+            PyMem_Free(slots);
+        }
+        if (numbers != numbers_here) {
+            PyMem_Free(numbers);
+        }
+        PyErr_NoMemory();
+        return FAILED;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        slots[k].text = NULL;
+    }
+    Py_ssize_t *first = numbers, *last = numbers + n + 1;
+    Py_ssize_t *series_line = numbers + 2 * (n + 1), *slot_line = series_line + series_count;
+    memset(series_line, 0, (size_t)(series_count + slot_count) * sizeof(Py_ssize_t));
+    int status = DONE;
+    Py_ssize_t previous = -1;
+    for (Py_ssize_t k = 0; k < override_count && status == DONE; k++) {
+        PyObject *pair = PyList_GET_ITEM(overrides, k);
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyLong_CheckExact(PyTuple_GET_ITEM(pair, 0))) {
+            status = DECLINE;
+            break;
+        }
+        Py_ssize_t index = PyLong_AsSsize_t(PyTuple_GET_ITEM(pair, 0));
+        if (index == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+        }
+        if (index <= previous || index >= n) {
+            status = DECLINE; /* unsorted, twice, or a piece for a reading that is not there */
+            break;
+        }
+        slots[index].text = PyTuple_GET_ITEM(pair, 1);
+        previous = index;
     }
 
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *alias_obj = PyList_GET_ITEM(flat, 3 * i);
-        PyObject *dt_obj = PyList_GET_ITEM(flat, 3 * i + 1);
-        PyObject *value = PyList_GET_ITEM(flat, 3 * i + 2);
-        if (!PyLong_CheckExact(alias_obj) || !PyLong_CheckExact(dt_obj)) {
-            return DECLINE;
-        }
-        int overflow = 0;
-        long long dt = PyLong_AsLongLongAndOverflow(dt_obj, &overflow);
-        if (overflow || (dt == -1 && PyErr_Occurred())) {
-            PyErr_Clear();
-            return DECLINE;
-        }
-        if (__builtin_add_overflow(now, dt, &now) || now > MAX_TIME_MS || now < -MAX_TIME_MS) {
-            return DECLINE;  /* Python names the reading (roadpulse.wire.types.MAX_TIME_MS) */
-        }
-        long long alias = PyLong_AsLongLongAndOverflow(alias_obj, &overflow);
-        if (overflow || alias < 0 || alias >= entries) {
-            PyErr_Clear();
-            return DECLINE;
-        }
-        PyObject *entry = PyList_GET_ITEM(table, alias);
-        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 4) {
-            return DECLINE; /* None: an alias this birth does not define */
-        }
-
-        if (next_override < i && override_pos < override_count) {
-            PyObject *pair = PyList_GET_ITEM(overrides, override_pos);
-            if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
-                return DECLINE;
-            }
-            next_override = PyLong_AsSsize_t(PyTuple_GET_ITEM(pair, 0));
-            if (next_override == -1 && PyErr_Occurred()) {
-                PyErr_Clear();
-                return DECLINE;
-            }
-        }
-        if (next_override == i) {
-            PyObject *text = PyTuple_GET_ITEM(PyList_GET_ITEM(overrides, override_pos), 1);
-            Py_ssize_t size;
-            const char *utf8 = PyUnicode_Check(text) ? PyUnicode_AsUTF8AndSize(text, &size) : NULL;
-            if (utf8 == NULL) {
-                PyErr_Clear();
-                return DECLINE;
-            }
-            if (buffer_reserve(buf, size + NUMBER_ROOM) < 0) {
-                return FAILED;
-            }
-            put(buf, utf8, size);
-            override_pos++;
-        }
-        else {
-            PyObject *prefix = PyTuple_GET_ITEM(entry, 0);
-            PyObject *nil = PyTuple_GET_ITEM(entry, 3);
-            PyObject *kind_obj = PyTuple_GET_ITEM(entry, 1);
-            /* Exact ints only: on anything else PyLong_AsLong calls __index__, Python code that
-             * could free the items of flat, table or overrides we hold borrowed. */
-            long kind = PyLong_CheckExact(kind_obj) ? PyLong_AsLong(kind_obj) : -1;
-            if (!PyBytes_CheckExact(prefix) || !PyBytes_CheckExact(nil) || kind < FLOAT || kind > OTHER) {
-                PyErr_Clear();
-                return DECLINE;
-            }
-            if (value == Py_None) {
-                if (buffer_reserve(buf, PyBytes_GET_SIZE(nil) + NUMBER_ROOM) < 0) {
-                    return FAILED;
+    Py_ssize_t lines = 0;
+    long long next_dt = 0;
+    int have_next = 0;
+    char time_text[24];
+    Py_ssize_t i = 0;
+    while (i < n && status == DONE) {
+        Py_ssize_t run_first = lines + 1;
+        Py_ssize_t j = i;
+        for (; j < n; j++) { /* the run: reading i and those after it with dt = 0 */
+            PyObject *alias_obj = PyList_GET_ITEM(flat, 3 * j);
+            int overflow = 0;
+            long long dt = next_dt;
+            if (j > i || !have_next) { /* (the dt that ended the last run is read already) */
+                PyObject *dt_obj = PyList_GET_ITEM(flat, 3 * j + 1);
+                if (!PyLong_CheckExact(alias_obj) || !PyLong_CheckExact(dt_obj)) {
+                    status = DECLINE;
+                    break;
                 }
-                put(buf, PyBytes_AS_STRING(nil), PyBytes_GET_SIZE(nil));
-            }
-            else if (PyLong_CheckExact(value) && kind != OTHER) {
-                long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
-                if (overflow || (v == -1 && PyErr_Occurred())) {
+                dt = PyLong_AsLongLongAndOverflow(dt_obj, &overflow);
+                if (overflow || (dt == -1 && PyErr_Occurred())) {
                     PyErr_Clear();
-                    return DECLINE;
+                    status = DECLINE;
+                    break;
                 }
-                if (buffer_reserve(buf, PyBytes_GET_SIZE(prefix) + NUMBER_ROOM) < 0) {
-                    return FAILED;
-                }
-                put(buf, PyBytes_AS_STRING(prefix), PyBytes_GET_SIZE(prefix));
-                put_int(buf, v);
-                if (kind == INTEGER) {
-                    buf->data[buf->len++] = 'i';
-                }
-                else if (kind == SCALED) {
-                    PyObject *decimals_obj = PyTuple_GET_ITEM(entry, 2);
-                    long decimals = PyLong_CheckExact(decimals_obj) ? PyLong_AsLong(decimals_obj) : -1;
-                    if (decimals <= 0) {
-                        PyErr_Clear();
-                        return DECLINE;
-                    }
-                    put(buf, "e-", 2);
-                    put_int(buf, decimals);
+                if (j > i && dt != 0) {
+                    next_dt = dt; /* the next run starts here */
+                    have_next = 1;
+                    break;
                 }
             }
-            else if (PyFloat_CheckExact(value) && (kind == FLOAT || kind == SCALED)) {
-                double x = PyFloat_AS_DOUBLE(value);
-                if (!isfinite(x)) {
-                    return DECLINE;
-                }
-                if (buffer_reserve(buf, PyBytes_GET_SIZE(prefix) + NUMBER_ROOM) < 0) {
-                    return FAILED;
-                }
-                put(buf, PyBytes_AS_STRING(prefix), PyBytes_GET_SIZE(prefix));
-                if (put_float(buf, x) < 0) {
-                    return FAILED;
-                }
-                if (buffer_reserve(buf, NUMBER_ROOM) < 0) {
-                    return FAILED;
-                }
+            have_next = 0;
+            if (__builtin_add_overflow(now, dt, &now) || now > MAX_TIME_MS || now < -MAX_TIME_MS) {
+                status = DECLINE; /* Python names the reading (roadpulse.wire.types.MAX_TIME_MS) */
+                break;
+            }
+            long long alias = PyLong_AsLongLongAndOverflow(alias_obj, &overflow);
+            if (overflow || alias < 0 || alias >= entries) {
+                PyErr_Clear();
+                status = DECLINE;
+                break;
+            }
+            PyObject *entry = PyList_GET_ITEM(table, alias);
+            if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 3) {
+                status = DECLINE; /* None: an alias this birth does not define */
+                break;
+            }
+            PyObject *prefix = PyTuple_GET_ITEM(entry, 0), *nil = PyTuple_GET_ITEM(entry, 1);
+            PyObject *meta_obj = PyTuple_GET_ITEM(entry, 2);
+            if (!PyBytes_CheckExact(prefix) || !PyBytes_CheckExact(nil) || !PyBytes_CheckExact(meta_obj) ||
+                PyBytes_GET_SIZE(meta_obj) != (Py_ssize_t)sizeof(int32_t[META_COUNT])) {
+                status = DECLINE;
+                break;
+            }
+            int32_t meta[META_COUNT];
+            memcpy(meta, PyBytes_AS_STRING(meta_obj), sizeof(meta));
+            int32_t series = meta[META_SERIES], slot = meta[META_SLOT], cut = meta[META_CUT];
+            if (meta[META_KIND] < FLOAT || meta[META_KIND] > OTHER ||
+                (meta[META_KIND] == SCALED && meta[META_DECIMALS] <= 0) ||
+                series < 0 || series >= series_count || slot < 0 || slot >= slot_count || cut < 0 ||
+                cut > PyBytes_GET_SIZE(prefix) || cut > PyBytes_GET_SIZE(nil)) {
+                status = DECLINE;
+                break;
+            }
+            slots[j].prefix = prefix;
+            slots[j].nil = nil;
+            slots[j].kind = meta[META_KIND];
+            slots[j].decimals = meta[META_DECIMALS];
+            slots[j].cut = cut;
+            slots[j].next = -1;
+            Py_ssize_t line = series_line[series];
+            if (line < run_first || slot_line[slot] == line) {
+                line = ++lines;
+                first[line] = j;
+                series_line[series] = line;
             }
             else {
-                return DECLINE; /* bool, str, a float for an integer metric, ...: Python decides */
+                slots[last[line]].next = j;
+            }
+            last[line] = j;
+            slot_line[slot] = line;
+        }
+        if (status != DONE) {
+            break;
+        }
+        Py_ssize_t time_len = 0;
+        {
+            Buffer tmp = {time_text, 0, sizeof(time_text)};
+            put_int(&tmp, now);
+            time_len = tmp.len;
+        }
+        for (Py_ssize_t line = run_first; line <= lines && status == DONE; line++) {
+            for (Py_ssize_t r = first[line]; r >= 0 && status == DONE; r = slots[r].next) {
+                status = put_reading(buf, flat, r, &slots[r], r == first[line]);
+            }
+            if (status == DONE) { /* room: put_reading reserved NUMBER_ROOM past its piece */
+                buf->data[buf->len++] = ' ';
+                put(buf, time_text, time_len);
+                buf->data[buf->len++] = '\n';
             }
         }
-        buf->data[buf->len++] = ' ';
-        if (now != last_time || last_time_len == 0) { /* readings of one poll share a time */
-            Py_ssize_t start = buf->len;
-            put_int(buf, now);
-            last_time = now;
-            last_time_len = buf->len - start;
-            memcpy(last_time_text, buf->data + start, (size_t)last_time_len);
-        }
-        else {
-            put(buf, last_time_text, last_time_len);
-        }
-        if (i + 1 < n) {
-            buf->data[buf->len++] = '\n';
-        }
+        i = j;
     }
-    return override_pos == override_count ? DONE : DECLINE;
+    if (status == DONE && buf->len > 0) {
+        buf->len--; /* the last newline */
+    }
+    if (slots != slots_here) {
+        PyMem_Free(slots);
+    }
+    if (numbers != numbers_here) {
+        PyMem_Free(numbers);
+    }
+    return status;
 }
 
 static PyObject *
@@ -272,13 +409,18 @@ lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "lines(flat, base, table, overrides) takes 4 arguments");
         return NULL;
     }
-    PyObject *flat = args[0], *base = args[1], *table = args[2], *overrides = args[3];
-    if (!PyList_CheckExact(flat) || !PyList_CheckExact(table) ||
+    PyObject *flat = args[0], *base = args[1], *native = args[2], *overrides = args[3];
+    if (!PyList_CheckExact(flat) || !PyTuple_CheckExact(native) || PyTuple_GET_SIZE(native) != 3 ||
+        !PyList_CheckExact(PyTuple_GET_ITEM(native, 0)) ||
         !(overrides == Py_None || PyList_CheckExact(overrides))) {
-        PyErr_SetString(PyExc_TypeError, "lines: flat and table must be lists, overrides a list or None");
+        PyErr_SetString(PyExc_TypeError,
+                        "lines: flat must be a list, table (list, series, slots), overrides a list or None");
         return NULL;
     }
-    if (!PyLong_CheckExact(base) || PyList_GET_SIZE(flat) % 3) {
+    PyObject *table = PyTuple_GET_ITEM(native, 0);
+    Py_ssize_t series_count = entry_int(native, 1), slot_count = entry_int(native, 2);
+    if (series_count < 0 || slot_count < 0 || series_count > MAX_COUNT || slot_count > MAX_COUNT ||
+        !PyLong_CheckExact(base) || PyList_GET_SIZE(flat) % 3) {
         Py_RETURN_NONE;
     }
     int overflow = 0;
@@ -296,10 +438,10 @@ lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Buffer buf = {NULL, 0, 0};
     /* A first guess, not a bound (the buffer grows): n comes from an untrusted message. */
-    if (buffer_reserve(&buf, (n < 65536 ? n : 65536) * 96) < 0) {
+    if (buffer_reserve(&buf, (n < 65536 ? n : 65536) * 64) < 0) {
         return NULL;
     }
-    int status = format_message(flat, now, table, overrides, &buf);
+    int status = format_message(flat, now, table, series_count, slot_count, overrides, &buf);
     PyObject *result = NULL;
     if (status == DONE) {
         result = PyUnicode_DecodeUTF8(buf.data, buf.len, "strict");

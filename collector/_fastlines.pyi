@@ -3,6 +3,6 @@ from typing import Any
 def lines(
     flat: list[Any],
     base: int,
-    table: list[tuple[bytes, int, int, bytes] | None],
+    table: tuple[list[tuple[bytes, bytes, bytes] | None], int, int],
     overrides: list[tuple[int, str]] | None,
 ) -> str | None: ...

@@ -37,7 +37,7 @@ class Decoded:
     gateway: str = ""
     boot: str = ""
     seq: int = -1
-    text: str = ""  # one line per reading, joined by newlines (no trailing one)
+    text: str = ""  # a line per series and time (docs/data-model.md), joined by newlines (no trailing one)
     readings: int = 0
     bad_values: int = 0  # readings whose value did not fit the metric's type (stored as _err)
     birth: Birth | None = None

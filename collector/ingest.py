@@ -193,7 +193,7 @@ class Ingest:
             batch.opened_at = now
         if decoded.text:
             batch.chunks.append(decoded.text)  # joined once per batch
-            batch.lines += decoded.readings  # one line per reading
+            batch.lines += decoded.text.count("\n") + 1  # a line per series and time: fewer than readings
             batch.readings += 0 if decoded.health else decoded.readings
         batch.tickets.append(ticket)
         if batch.lines >= self._limits.batch_max_lines or \

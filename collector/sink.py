@@ -26,6 +26,7 @@ from collector.ingest import Batch
 from collector.metrics import OWN_MEASUREMENTS, Stats
 from collector.output.base import Output, Refusal, WriteResult
 from collector.output.errors import WriteError, WriteRejected, WriteRetryable, WriteThrottled
+from collector.output.influxdb.partial import readings_in
 from collector.spool import Spool, SpoolFullError
 from roadpulse.backoff import Backoff
 from roadpulse.queue import StorageError
@@ -228,5 +229,6 @@ class Sink:
 
 
 def _readings_in(lines: list[str]) -> int:
-    """Lines that are readings (not agent health or our own metrics)."""
-    return sum(1 for line in lines if line and not line.startswith(OWN_MEASUREMENTS))
+    """The readings in refused lines (a line holds those of one series and time), leaving out
+    agent health and our own metrics, which are not readings."""
+    return sum(readings_in(line) for line in lines if line and not line.startswith(OWN_MEASUREMENTS))

@@ -2,7 +2,8 @@
 an output that writes batches of it (`connect`, `write`, `close`, after Telegraf's).
 
 Everything above this boundary (ingest, batching, the sink's spool, acks and dead-letter
-policy) knows a batch only as text of one line per reading, and a write's outcome only as
+policy) knows a batch only as text of line protocol (a line per series and time, holding
+the readings of one poll: docs/data-model.md), and a write's outcome only as
 the typed errors of collector/output/errors.py and the refusals `write` returns.
 Everything below it is one package per database: collector/output/influxdb (v1 and v2
 APIs, partial writes, line protocol and the C loop) and collector/output/victoriametrics.
@@ -30,7 +31,7 @@ class LineFormat(Protocol):
 
     def format(self, compiled: Any, flat: list[Any], base: int, qualities: dict[Any, Any],
                flags: int) -> tuple[str, int]:
-        """(one line per reading joined by newlines, readings whose value did not fit its type).
+        """(a line per series and time joined by newlines, readings whose value did not fit its type).
         Raises WireError for an invalid reading, UnknownAlias for an alias the birth lacks."""
         ...
 

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from collector.output.influxdb.partial import Answer, error_text, partial_answer
+from collector.output.influxdb.partial import Answer, error_text, partial_answer, readings_in
 from collector.output.influxdb.refusals import Refusal, write_resolving
 from collector.output.influxdb.writer import InfluxWriter, WriteTarget
-from roadpulse.services import Influxd, Mosquitto, influx_query
+from roadpulse.services import Influxd, Mosquitto, count_readings, influx_query
 from roadpulse.wire import Birth, MetricDef
 from tests.collector.conftest import running, wait_for
+from tests.collector.lpcheck import parse_line
 from tests.collector.traffic import T0, Publisher, boot_id, collector_toml, make_batch, make_birth
 
 # Answers of InfluxDB 1.6.7 to these batches, recorded from a real influxd (HTTP 400 bodies).
@@ -83,6 +84,21 @@ def test_error_text_of_odd_bodies() -> None:
     assert error_text('{"error": 5}') == '{"error": 5}'
 
 
+@pytest.mark.parametrize(
+    ("line", "readings"),
+    [
+        ("m,t=a x=1.5 5", 1),
+        ("m,t=a x=1i,y=2.5,tf_q=4i 5", 2),  # no strings, no escapes: the quick way
+        ('m,t=a x=1.5,x_q="bad:a,b=c",y_err="q\\" z=1,w=2" 5', 2),  # commas, spaces, quotes in strings
+        ('m,t=a\\ b,u=x\\,y=1 x=1i,y=2.5,y_q="uncertain:stale",tf_q=4i 5', 2),  # escapes in the series
+        ('m,t=a x_err="nil",y=1,z=true,s="x\\\\" 5', 4),  # a string ending in an escaped backslash
+        ("garbage", 1),  # unreadable: counted as one, as before
+    ],
+)
+def test_readings_in_a_refused_line(line: str, readings: int) -> None:
+    assert readings_in(line) == readings
+
+
 def _retyped(birth: Birth, boot: str) -> Birth:
     """The same series, but speed declared an integer: a profile change InfluxDB refuses (type conflict)."""
     metrics = [MetricDef(m.alias, m.device, m.measurement, m.field, m.unit, "i", m.tags) if m.type == "f" else m
@@ -138,6 +154,48 @@ def test_type_conflict_dead_letters_only_the_refused_readings(tmp_path: Path, mo
     assert volume["results"][0]["series"][0]["values"][0][1] == sent_volume
     if sent_nil:
         assert speed_err["results"][0]["series"][0]["values"][0][1] == sent_nil
+
+
+@pytest.mark.slow
+def test_a_refused_line_dead_letters_every_reading_in_it(tmp_path: Path, mosquitto: Mosquitto,
+                                                         influxd: Influxd) -> None:
+    """A line holds a lane's whole poll: InfluxDB refuses the point whole when one field
+    conflicts, so every reading in the line is a dead letter, counted one by one, and
+    sent = stored + dead-lettered."""
+    from collector.config import load_collector_config
+    from collector.run import Collector
+
+    config = load_collector_config(collector_toml(tmp_path, mosquitto.url, influxd.url))
+    first = make_birth("gw-1", boot_id(), metrics=10, per_series=5)
+    second = _retyped(first, boot_id())
+    first_batches = [make_batch(first, s, 50, per_poll=5) for s in range(4)]
+    second_batches = [make_batch(second, s, 50, per_poll=5, t0=T0 + 60_000) for s in range(4)]
+    publisher = Publisher(mosquitto.url)
+
+    async def scenario() -> Collector:
+        collector = Collector(config)
+        async with running(collector):
+            publisher.birth(first)
+            total = await asyncio.to_thread(publisher.data, first_batches)
+            await wait_for(lambda: collector.stats.readings_written >= total, what="first boot stored")
+            publisher.birth(second)
+            total += await asyncio.to_thread(publisher.data, second_batches)
+            stats = collector.stats
+            await wait_for(lambda: stats.readings_written + stats.readings_rejected >= total, what="all settled")
+        return collector
+
+    collector = asyncio.run(scenario())
+    publisher.close()
+    stats = collector.stats
+    letters = [json.loads(line) for path in sorted((tmp_path / "c1-data" / "deadletters").glob("*.jsonl"))
+               for line in path.read_text().splitlines()]
+    refused = [parse_line(line) for letter in letters for line in letter["lines"].split("\n")]
+    in_refused = [sum(not key.endswith("_q") for key in point.fields) for point in refused]
+    assert refused
+    assert all(n > 1 for n in in_refused), "each refused line holds several readings"
+    assert stats.readings_rejected == sum(in_refused)
+    assert stats.readings_written + stats.readings_rejected == 8 * 50
+    assert count_readings(influxd.url, "roadpulse") == stats.readings_written
 
 
 WEEK_MS = 7 * 24 * 3600 * 1000  # autogen's shard group duration

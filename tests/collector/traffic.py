@@ -16,18 +16,28 @@ from roadpulse.wire import Birth, DataBatch, MetricDef, Quality, Reading, Topics
 T0 = 1_700_000_000_000
 
 
-def make_birth(gateway: str, boot: str, metrics: int = 20, *, decimals: int | None = None) -> Birth:
-    """Half integer metrics (volume), half floats (speed); `decimals` declares the floats scaled."""
+# Fields of one lane, in poll order, when several metrics share a series (integers, then floats).
+LANE_FIELDS = ("volume", "speed", "class_short", "occupancy", "class_long", "headway", "class_medium", "gap")
+
+
+def make_birth(gateway: str, boot: str, metrics: int = 20, *, decimals: int | None = None,
+               per_series: int = 1) -> Birth:
+    """Half integer metrics (volume), half floats (speed); `decimals` declares the floats scaled.
+
+    `per_series` > 1: that many consecutive aliases are fields of one lane (one series, one
+    line per poll: `LANE_FIELDS`, integer and float alternating); 1: every alias its own series.
+    """
     devices = [{"id": f"vds{d}", "profile": "vds", "driver": "modbus",
                 "tags": {"site": f"S{d}", "road": "G15", "direction": "N", "kp": f"{100 + d}.5"}}
                for d in range(max(1, metrics // 5))]
     defs = []
     for alias in range(metrics):
-        device = f"vds{alias // 5 % len(devices)}"
-        kind = "if"[alias % 2]
-        defs.append(MetricDef(alias, device, "traffic", "volume" if kind == "i" else "speed",
-                              "veh" if kind == "i" else "km/h", kind, {"lane": str(alias % 5)},
-                              decimals if kind == "f" else None))
+        series, position = (alias, alias) if per_series == 1 else divmod(alias, per_series)
+        device = f"vds{series // 5 % len(devices)}"
+        kind = "if"[position % 2]
+        name = ("volume" if kind == "i" else "speed") if per_series == 1 else LANE_FIELDS[position]
+        defs.append(MetricDef(alias, device, "traffic", name, "veh" if kind == "i" else "km/h", kind,
+                              {"lane": str(series % 5)}, decimals if kind == "f" else None))
     return Birth(gateway, boot, 0, T0, "0.1.0", "abcdefabcdef", devices, defs)
 
 

@@ -36,8 +36,8 @@ PREFIX = "rp/v1"
 
 @dataclass(frozen=True, slots=True)
 class Lines:
-    text: str  # line protocol, one line per reading, joined by newlines
-    readings: int  # readings the collector accepted from the message (each must be one point)
+    text: str  # line protocol, a line per series and time, joined by newlines
+    readings: int  # readings the collector accepted from the message (each must be one field of a point)
     gateway: str  # the gateway of the message's topic
 
 

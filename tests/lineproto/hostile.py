@@ -4,7 +4,8 @@
 ones, unhashable ids), sometimes a victim gateway's birth, and one data or health message
 (hostile values, quality reasons with newlines, odd types). `judge(case, outcome)` lists
 what is wrong with the outcome, by the property of issue #16: one reading gives exactly one
-point, under its own gateway's tags and its own metric, in strict line protocol; or the
+field (its value or `_err`) of a point, under its own gateway's tags and its own metric, in
+strict line protocol (a line holds the readings of one series and time); or the
 message is dead-lettered with a reason, or parked. Used by the Hypothesis tests
 (test_decoder_properties.py) and the fuzz command (fuzz.py), so both check the same things.
 """
@@ -12,6 +13,7 @@ message is dead-lettered with a reason, or parked. Used by the Hypothesis tests
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,6 +181,11 @@ PROBLEMS = ("injection", "wrong-point", "missing-points", "invalid-line", "comme
             "no-reason", "loop-mismatch")
 
 
+def readings_of(point: Point) -> int:
+    """Readings a point holds: its fields not ending in `_q` (docs/data-model.md, the counting rule)."""
+    return sum(not key.endswith("_q") for key in point.fields)
+
+
 def judge(case: Case, outcome: Outcome) -> list[str]:
     """What is wrong with `outcome` for `case` (names from PROBLEMS; empty: nothing)."""
     result = outcome.message
@@ -198,33 +205,47 @@ def judge(case: Case, outcome: Outcome) -> list[str]:
         points = lenient.points
         if lenient.engine_errors:
             problems.append("influxd-500")  # not stored, and a writer retries a 5xx: a stall
-    if len(points) > result.readings or any(p.tags.get("gateway") != result.gateway for p in points):
+    readings = sum(map(readings_of, points))
+    if readings > result.readings or any(p.tags.get("gateway") != result.gateway for p in points):
         problems.append("injection")
-    elif len(points) < result.readings:
+    elif readings < result.readings:
         problems.append("missing-points")
-    elif strict.ok and not all(_is_its_reading(case, outcome, k, p) for k, p in enumerate(points)):
+    elif strict.ok and not _are_its_readings(case, outcome, points):
         problems.append("wrong-point")
     return problems
 
 
-def _is_its_reading(case: Case, outcome: Outcome, index: int, point: Point) -> bool:
-    """Point `index` is reading `index`'s: its metric's measurement, device and field, and
-    besides its value (or `_err`) only quality and time-flag fields (docs/data-model.md)."""
+def _are_its_readings(case: Case, outcome: Outcome, points: list[Point]) -> bool:
+    """The points hold exactly the message's readings: per reading, its metric's measurement,
+    device and field (its value or `_err`) once; besides those only their quality fields and
+    the time flags (docs/data-model.md). A line may hold several readings of one series."""
     boot = case.message.get("boot")
     rows: dict[int, list[Any]] | None = None
     for (gateway, birth_boot, birth_rows), reason in zip(case.birth_rows, outcome.births, strict=True):
         if reason is None and gateway == case.gateway and birth_boot == boot:
             rows = birth_rows  # the last accepted birth of the boot wins
-    row = rows.get(case.message["r"][3 * index]) if rows else None
-    if row is None:
+    if not rows:
         return False
-    _, device, measurement, name = row[:4]
-    if case.message.get("t") == "health" and not measurement.startswith("roadpulse_"):
-        measurement = AGENT_MEASUREMENT
-    counted = [key for key in point.fields if key in (name, f"{name}_err")]
-    others = set(point.fields) - set(counted) - {f"{name}_q", "tf_q"}
-    return (point.measurement == measurement and point.tags.get("device") == device
-            and len(counted) == 1 and not others)
+    health = case.message.get("t") == "health"
+    expected: Counter[tuple[str, str, str]] = Counter()
+    for alias in case.message["r"][0::3]:
+        row = rows.get(alias)
+        if row is None:
+            return False
+        _, device, measurement, name = row[:4]
+        if health and not measurement.startswith("roadpulse_"):
+            measurement = AGENT_MEASUREMENT
+        expected[(measurement, device, name)] += 1
+    found: Counter[tuple[str, str, str]] = Counter()
+    for point in points:
+        counted = {key[: -len("_err")] if key.endswith("_err") else key for key in point.fields
+                   if not key.endswith("_q")}
+        if any(key != "tf_q" and key[: -len("_q")] not in point.fields for key in point.fields if key.endswith("_q")):
+            return False  # a quality field without its value beside it
+        if len(counted) != readings_of(point):
+            return False  # a value and an `_err` of one field in one point
+        found.update((point.measurement, point.tags.get("device", ""), name) for name in counted)
+    return found == expected
 
 
 def same_outcome(a: Outcome, b: Outcome) -> bool:

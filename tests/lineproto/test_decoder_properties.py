@@ -2,7 +2,8 @@
 
 Property (issue #16): for every message, through the C loop and the Python path alike, every
 emitted line is strict line protocol, no line starts with `#`, each accepted reading is
-exactly one point, under its own gateway's tag and its own metric; or the message is
+exactly one field of a point (a line holds a series' readings of one time), under its own
+gateway's tag and its own metric; or the message is
 dead-lettered with a reason, or parked; and no exception escapes. The decoder is reached
 only through tests/lineproto/adapter.py.
 
@@ -55,7 +56,7 @@ def _check(case: Case, native: bool) -> Outcome:
 
 
 @both_loops
-def test_ordinary_traffic_is_one_point_per_reading(native: bool) -> None:
+def test_ordinary_traffic_is_one_field_per_reading(native: bool) -> None:
     """The judge accepts what is right (and so the properties below are not vacuous)."""
     case = _case([[0, "d", "traffic", "speed", "km/h", "f", {"lane": "1"}],
                   [1, "d", "traffic", "volume", "veh", "i", {"lane": "1"}],
@@ -75,6 +76,21 @@ def test_the_judge_sees_an_injection_and_a_comment() -> None:
     wrong = Lines(f"m,device=d,gateway=gw-1 g=1.5 {T0}", 1, "gw-1")
     assert judge(case, Outcome(wrong, [None, None])) == ["wrong-point"]
     assert judge(case, Outcome(DeadLetter(""), [None, None])) == ["no-reason"]
+
+
+def test_the_judge_counts_the_readings_of_a_line() -> None:
+    """A line holds the readings of one series and time: each field not ending in `_q` is one."""
+    case = _case([[0, "d", "m", "f", "", "f", {}], [1, "d", "m", "g", "", "f", {}]], [0, 0, 1.5, 1, 0, None])
+    series = "m,device=d,gateway=gw-1"
+    right = Lines(f'{series} f=1.5,f_q="bad:x",g_err="nil",tf_q=1i {T0}', 2, "gw-1")
+    assert judge(case, Outcome(right, [None, None])) == []
+    extra = Lines(f"{series} f=1.5,g=2.5,h=1 {T0}", 2, "gw-1")  # a field more than readings: injected
+    assert judge(case, Outcome(extra, [None, None])) == ["injection"]
+    assert judge(case, Outcome(Lines(f"{series} f=1.5 {T0}", 2, "gw-1"), [None, None])) == ["missing-points"]
+    swapped = Lines(f"{series} f=1.5,f_err=\"x\" {T0}", 2, "gw-1")  # f twice, g never
+    assert judge(case, Outcome(swapped, [None, None])) == ["wrong-point"]
+    lone_quality = Lines(f'{series} f=1.5,g_err="nil",g_q="bad:x" {T0}', 2, "gw-1")
+    assert judge(case, Outcome(lone_quality, [None, None])) == ["wrong-point"]
 
 
 _INJECT = f"\nm,device=d,gateway={VICTIM} v=666 {T0}\n"

@@ -15,7 +15,7 @@ from roadpulse.wire import Birth
 
 
 class LineProtocol:
-    """InfluxDB line protocol, one line per reading: the format every output here takes."""
+    """InfluxDB line protocol, a line per series and time: the format every output here takes."""
 
     def compile(self, birth: Birth, *, health: bool = False) -> CompiledBirth:
         table = build_table(birth, health=health)

@@ -105,6 +105,18 @@ def partial_answer(lines: list[str], error: str) -> Answer | None:
     return Answer(sorted(named), exact=len(named) == len(lines) == dropped)
 
 
+def readings_in(line: str) -> int:
+    """Readings a line of ours holds: its fields not ending in `_q` (a value or an `_err` each;
+    qualities and time flags end in `_q`: docs/data-model.md). A line that cannot be read
+    counts as one."""
+    if "\\" not in line and '"' not in line:  # no escapes, no strings: split as it stands
+        parts = line.split(" ")
+        if len(parts) == 3:
+            return sum(not item.partition("=")[0].endswith("_q") for item in parts[1].split(","))
+    fields = _field_types(line)
+    return sum(not key.endswith("_q") for key in fields) if fields else 1
+
+
 def _measurement(line: str) -> str:
     """The measurement of a line, unescaped."""
     out: list[str] = []
