@@ -127,8 +127,14 @@ class Agent:
 
     async def _health_forever(self) -> None:
         sampler = ProcessSampler(self.data_dir)
+        interval = self.config.agent.health_interval_s
+        loop = asyncio.get_running_loop()
+        due = loop.time() + interval
         while True:
-            await asyncio.sleep(self.config.agent.health_interval_s)
+            # On a fixed schedule, not `interval` after the last PUBACK: on a slow link the round
+            # trip would stretch every interval (the health rules count reports per interval).
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            due = max(due + interval, loop.time())  # behind (a long PUBACK): the next one goes at once, no burst
             assert self._publisher is not None
             if await self._publisher.publish_health(self.topics.health, self.health_payload(sampler)):
                 self.stats.health_published += 1

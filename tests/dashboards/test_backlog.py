@@ -73,7 +73,9 @@ def test_the_link_was_slow_but_up(slow: dict[str, Any]) -> None:
     link, health, run = slow["link"], slow["health"], slow["run"]
     assert link.connections == 1, "the agent reconnected: the link was not up throughout"
     assert {p["reconnects"] for p in health} == {0}
-    assert len(health) >= 6, health
+    # Reports keep their 1 s schedule behind a 1 s round trip (they used to come every ~2 s: the
+    # interval was slept after each PUBACK), so a 20 s run has well over 10.
+    assert len(health) >= 15, len(health)
     # Readings got through, but fewer than the agent took: the rest waited in its queue or were evicted.
     stored = count_readings(slow["url"], DB)
     assert 0 < stored < run.sent
