@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from collector.config import CollectorConfig
 from collector.output.influxdb.partial import Answer, error_text, partial_answer, readings_in
 from collector.output.influxdb.refusals import Refusal, write_resolving
 from collector.output.influxdb.writer import InfluxWriter, WriteTarget
+from collector.run import Collector
 from roadpulse.services import Influxd, Mosquitto, count_readings, influx_query
-from roadpulse.wire import Birth, MetricDef
+from roadpulse.wire import Birth, DataBatch, MetricDef
 from tests.collector.conftest import running, wait_for
 from tests.collector.lpcheck import parse_line
 from tests.collector.traffic import T0, Publisher, boot_id, collector_toml, make_batch, make_birth
@@ -110,7 +112,6 @@ def _retyped(birth: Birth, boot: str) -> Birth:
 def test_type_conflict_dead_letters_only_the_refused_readings(tmp_path: Path, mosquitto: Mosquitto,
                                                               influxd: Influxd) -> None:
     from collector.config import load_collector_config
-    from collector.run import Collector
 
     config = load_collector_config(collector_toml(tmp_path, mosquitto.url, influxd.url))
     first = make_birth("gw-1", boot_id(), metrics=10)
@@ -122,19 +123,7 @@ def test_type_conflict_dead_letters_only_the_refused_readings(tmp_path: Path, mo
     assert speeds > 0
     publisher = Publisher(mosquitto.url)
 
-    async def scenario() -> Collector:
-        collector = Collector(config)
-        async with running(collector):
-            publisher.birth(first)
-            total = await asyncio.to_thread(publisher.data, first_batches)
-            await wait_for(lambda: collector.stats.readings_written >= total, what="first boot stored")
-            publisher.birth(second)
-            total += await asyncio.to_thread(publisher.data, second_batches)
-            stats = collector.stats
-            await wait_for(lambda: stats.readings_written + stats.readings_rejected >= total, what="all settled")
-        return collector
-
-    collector = asyncio.run(scenario())
+    collector = asyncio.run(_first_then_retyped(config, publisher, (first, first_batches), (second, second_batches)))
     publisher.close()
     stats = collector.stats
     assert stats.readings_rejected == speeds
@@ -163,7 +152,6 @@ def test_a_refused_line_dead_letters_every_reading_in_it(tmp_path: Path, mosquit
     conflicts, so every reading in the line is a dead letter, counted one by one, and
     sent = stored + dead-lettered."""
     from collector.config import load_collector_config
-    from collector.run import Collector
 
     config = load_collector_config(collector_toml(tmp_path, mosquitto.url, influxd.url))
     first = make_birth("gw-1", boot_id(), metrics=10, per_series=5)
@@ -172,19 +160,7 @@ def test_a_refused_line_dead_letters_every_reading_in_it(tmp_path: Path, mosquit
     second_batches = [make_batch(second, s, 50, per_poll=5, t0=T0 + 60_000) for s in range(4)]
     publisher = Publisher(mosquitto.url)
 
-    async def scenario() -> Collector:
-        collector = Collector(config)
-        async with running(collector):
-            publisher.birth(first)
-            total = await asyncio.to_thread(publisher.data, first_batches)
-            await wait_for(lambda: collector.stats.readings_written >= total, what="first boot stored")
-            publisher.birth(second)
-            total += await asyncio.to_thread(publisher.data, second_batches)
-            stats = collector.stats
-            await wait_for(lambda: stats.readings_written + stats.readings_rejected >= total, what="all settled")
-        return collector
-
-    collector = asyncio.run(scenario())
+    collector = asyncio.run(_first_then_retyped(config, publisher, (first, first_batches), (second, second_batches)))
     publisher.close()
     stats = collector.stats
     letters = [json.loads(line) for path in sorted((tmp_path / "c1-data" / "deadletters").glob("*.jsonl"))
@@ -285,3 +261,19 @@ def test_reserved_keys_refuse_only_their_lines(influxd: Influxd) -> None:
         writer.close()
     assert [(r.reason, r.lines) for r in refusals] == [("influx-partial", [batch[1], batch[2], batch[4]])]
     assert _stored(influxd, db) == {"m x=1i 1000", "m x=3i 4000"}
+
+
+async def _first_then_retyped(config: CollectorConfig, publisher: Publisher, first: tuple[Birth, list[DataBatch]],
+                              second: tuple[Birth, list[DataBatch]]) -> Collector:
+    """The first boot's batches stored, then the retyped boot's sent until every reading is settled
+    (written or refused); returns the collector."""
+    collector = Collector(config)
+    async with running(collector):
+        publisher.birth(first[0])
+        total = await asyncio.to_thread(publisher.data, first[1])
+        await wait_for(lambda: collector.stats.readings_written >= total, what="first boot stored")
+        publisher.birth(second[0])
+        total += await asyncio.to_thread(publisher.data, second[1])
+        stats = collector.stats
+        await wait_for(lambda: stats.readings_written + stats.readings_rejected >= total, what="all settled")
+    return collector
